@@ -1,0 +1,1 @@
+"""From run directories to figures and verdicts: collect -> derive -> claims -> plots -> report."""

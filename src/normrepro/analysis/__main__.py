@@ -1,0 +1,3 @@
+from normrepro.analysis.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""Figures from an experiment's ``plots:`` block: pure functions ``(frame, spec) -> Figure`` (seaborn).
+
+A spec names its ``source`` frame (``metrics``: one row per measurement; ``runs``: one row per run), a
+``where`` filter, ``x``/``y`` and optional ``hue``/``style``/``col``/``row``, and ``kind``: ``line``
+(relplot; the band is the min-max spread over seeds, the line their mean) or ``point`` / ``bar`` / ``box``
+(catplot over runs). Every hue label carries its number of seeds, ``n=``.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+KINDS = ("line", "point", "bar", "box")
+STYLE = {"style": "whitegrid", "context": "paper", "font_scale": 1.1}
+
+
+def _filter(frame: pd.DataFrame, where: dict | None) -> pd.DataFrame:
+    for key, value in (where or {}).items():
+        values = value if isinstance(value, list) else [value]
+        frame = frame[frame[key].astype(str).isin([str(v) for v in values])]
+    return frame
+
+
+def _label_with_n(frame: pd.DataFrame, hue: str | None) -> pd.DataFrame:
+    if not hue or "seed" not in frame.columns:
+        return frame
+    frame = frame.copy()
+    counts = frame.groupby(hue)["seed"].nunique()
+    frame[hue] = frame[hue].map(lambda v: f"{v} (n={counts[v]})")
+    return frame
+
+
+def make_figure(frame: pd.DataFrame, spec: dict):
+    """Draw one figure; raises ValueError naming the problem if the spec selects nothing."""
+    kind = spec.get("kind", "line")
+    if kind not in KINDS:
+        raise ValueError(f"plot {spec.get('name')}: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
+    data = _filter(frame, spec.get("where"))
+    if data.empty:
+        raise ValueError(f"plot {spec.get('name')}: no rows match {spec.get('where')}")
+    hue = spec.get("hue")
+    data = _label_with_n(data.dropna(subset=[spec["y"]]), hue)
+    if hue:
+        data = data.sort_values(hue, kind="stable")
+    sns.set_theme(**STYLE)
+    common = dict(data=data, x=spec["x"], y=spec["y"], hue=hue, col=spec.get("col"), row=spec.get("row"),
+                  height=spec.get("height", 3.2), aspect=spec.get("aspect", 1.3),
+                  facet_kws={"sharey": spec.get("sharey", True)} if kind == "line" else None)
+    if kind == "line":
+        grid = sns.relplot(kind="line", style=spec.get("style"), estimator="mean", errorbar=("pi", 100),
+                           **common)
+    else:
+        common.pop("facet_kws")
+        extra = {} if kind == "box" else {"errorbar": ("pi", 100)}
+        grid = sns.catplot(kind=kind, sharey=spec.get("sharey", True), **extra, **common)
+    if spec.get("logx"):
+        grid.set(xscale="log")
+    if spec.get("logy"):
+        grid.set(yscale="log")
+    if spec.get("ylim"):
+        grid.set(ylim=tuple(spec["ylim"]))
+    grid.set_axis_labels(spec.get("xlabel", spec["x"]), spec.get("ylabel", spec["y"]))
+    if spec.get("title"):
+        grid.figure.suptitle(spec["title"], y=1.03)
+    return grid.figure
+
+
+def save_figure(fig, out_dir, name: str) -> list:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=120, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
+    plt.close(fig)
+    return paths

@@ -1,0 +1,97 @@
+"""Writes ``results/<id>/``: summary.csv, metrics.csv.gz, verdicts.csv, figures/ and REPORT.md, and
+re-indexes ``results/README.md`` from every experiment's verdicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import pandas as pd
+
+SETUP_KEYS = ("data.name", "data.train_limit", "data.order", "data.augment", "model.arch", "model.widths",
+              "model.stages", "model.width_mult", "model.depth", "model.activation", "model.placement",
+              "model.init", "model.init_std", "norm.kind", "optim.name", "optim.lr", "optim.momentum",
+              "optim.schedule.kind", "train.steps", "train.batch_size", "train.eval_every")
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def verdict_table(verdicts: pd.DataFrame) -> str:
+    lines = ["| claim | expected | a | b | effect a-b [95% CI] | n (a/b) | paper | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for v in verdicts.itertuples():
+        ci = f"{_fmt(v.effect)} [{_fmt(v.lo)}, {_fmt(v.hi)}]"
+        lines.append(f"| **{v.id}**: {v.text} (`{v.metric}`) | {v.expect} | {_fmt(v.a)} | {_fmt(v.b)} | {ci} | "
+                     f"{v.n_a}/{v.n_b} | {v.paper or '-'} | **{v.verdict}** |")
+    return "\n".join(lines)
+
+
+def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, figures: list[tuple[str, str]],
+                 scale: str, command: str) -> Path:
+    runs = collected.runs
+    shas = sorted(set(runs.get("git_sha", pd.Series(dtype=str)).dropna()))
+    wall = runs["wall_time_s"].sum() if "wall_time_s" in runs else float("nan")
+    grid = {c: sorted(map(str, runs[c].dropna().unique())) for c in collected.grid_columns if c in runs}
+    setup = {k: collected.fixed[k] for k in SETUP_KEYS if k in collected.fixed}
+    statuses = runs["status"].value_counts().to_dict() if "status" in runs else {}
+    lines = [
+        f"# `{exp['id']}`",
+        "",
+        exp.get("description", "").strip(),
+        "",
+        f"*Scale `{scale}`; {len(runs)}/{collected.jobs_total} jobs finished ({_fmt_status(statuses)}); "
+        f"compute {wall / 60:.1f} min (sum over jobs); device {', '.join(sorted(set(map(str, runs.get('device', [])))))}; "
+        f"git {', '.join(s[:12] for s in shas) or '-'}; written {dt.date.today().isoformat()} by `{command}`.*",
+        "",
+        "## Verdicts",
+        "",
+        verdict_table(verdicts) if len(verdicts) else "(no claims evaluated)",
+        "",
+        "Rule (CLAIMS.md): *reproduced* when the 95% bootstrap interval over seeds lies wholly on the claimed "
+        "side, *not reproduced* when it lies wholly outside the claim, *inconclusive* otherwise.",
+        "",
+        "## Setup",
+        "",
+        "Grid: " + "; ".join(f"`{k}` in {{{', '.join(v)}}}" for k, v in grid.items()),
+        "",
+        "Fixed: " + ", ".join(f"`{k}={_fmt(v)}`" for k, v in setup.items()),
+        "",
+    ]
+    notes = exp.get("notes")
+    if notes:
+        lines += ["## Notes", "", notes.strip(), ""]
+    lines += ["## Figures", ""]
+    for name, caption in figures:
+        lines += [f"![{name}](figures/{name}.png)", "", f"*{caption}*", ""]
+    lines += ["## Files", "", "`summary.csv` (one row per run), `metrics.csv.gz` (every logged row), "
+              "`verdicts.csv`; `notebooks/explore_results.ipynb` reads them.", ""]
+    path = out_dir / "REPORT.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _fmt_status(statuses: dict) -> str:
+    return ", ".join(f"{n} {s}" for s, n in statuses.items()) or "none"
+
+
+def write_index(results_root: Path) -> Path:
+    """``results/README.md``: every experiment's verdicts in one table."""
+    rows = []
+    for verdict_file in sorted(results_root.glob("*/verdicts.csv")):
+        exp_id = verdict_file.parent.name
+        v = pd.read_csv(verdict_file)
+        for r in v.itertuples():
+            rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | {r.id} | {r.text} | **{r.verdict}** |")
+    lines = ["# Results", "", "Produced by `make reproduce-<id>` (never edited by hand); each REPORT.md says "
+             "the scale, the git SHA and the compute it took.", "",
+             "| experiment | claim | statement | verdict |", "|---|---|---|---|", *rows, ""]
+    path = results_root / "README.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

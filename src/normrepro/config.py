@@ -1,0 +1,175 @@
+"""Typed schemas of every config group, registered in Hydra's ConfigStore.
+
+The YAML files under ``configs/`` fill these dataclasses; a key that is not declared here, or a value of the
+wrong type, is rejected by Hydra when the config is composed (e.g. ``optim.lrr=0.1`` fails naming the key).
+Units are given next to each number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist"  # mnist | cifar10 | digits
+    root: str = "${oc.env:NORMREPRO_DATA,data}"  # folder with MNIST/raw, cifar10/ or cifar-10-batches-py/
+    cache_dir: str = "${oc.env:NORMREPRO_CACHE,.cache/normrepro}"  # decoded uint8 tensors, one file per set
+    val_size: int = 5000  # examples carved from the official train split (fixed permutation)
+    split_seed: int = 0  # seed of that permutation: the same validation set for every run
+    train_limit: int | None = None  # examples: keep only the first N training examples (subset runs)
+    eval_limit: int | None = None  # examples: cap validation and test sets (smoke scale)
+    standardize: bool = True  # per-channel mean/std computed on the training split used
+    order: str = "reshuffle"  # reshuffle (every epoch) | fixed (shuffled once) | sorted (by class)
+    augment: bool = False  # batched random crop (pad 4 px) + horizontal flip
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "mlp"  # mlp | vgg | resnet
+    activation: str = "relu"  # relu | sigmoid | tanh
+    placement: str = "before_act"  # where the norm sits: before_act (after the matmul) | after_act
+    bias: bool = True  # bias of the layer feeding a norm (redundant under BN: see scale_invariance)
+    init: str = "default"  # default (torch) | normal (N(0, init_std^2)) | xavier | kaiming | orthogonal
+    init_std: float = 0.01  # std of the `normal` init
+    # mlp
+    widths: list[int] = field(default_factory=lambda: [100, 100, 100])  # hidden units per layer
+    dropout_input: float = 0.0  # probability
+    dropout_hidden: float = 0.0  # probability
+    # vgg: stages of `convs_per_stage` 3x3 convs, each stage followed by 2x2 max-pool
+    stages: list[int] = field(default_factory=lambda: [64, 128, 256])  # channels, before width_mult
+    convs_per_stage: int = 2
+    width_mult: float = 1.0
+    # resnet (He et al. 2016, CIFAR variant): depth = 6n + 2
+    depth: int = 20
+    base_width: int = 16  # channels of the first stage
+
+
+@dataclass
+class NormConfig:
+    kind: str = "bn"  # none | bn | ln | gn | in
+    eps: float = 1e-5
+    # PyTorch convention: weight of the *new* batch in the running average (= 1 - the paper's decay).
+    momentum_pytorch: float = 0.1
+    groups: int = 32  # gn: number of groups (capped by the channel count)
+    affine: bool = True  # learn gamma and beta
+
+
+@dataclass
+class ScheduleConfig:
+    kind: str = "constant"  # constant | step | cosine
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: fractions of train.steps
+    gamma: float = 0.1  # step: LR multiplier at each milestone
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | adam | rmsprop
+    lr: float = 0.1
+    momentum: float = 0.0  # sgd and rmsprop
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam
+    alpha: float = 0.99  # rmsprop smoothing constant
+    eps: float = 1e-8  # adam / rmsprop
+    grad_clip: float | None = None  # max global gradient L2 norm; null = no clipping
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # SGD steps (the budget unit of every experiment)
+    batch_size: int = 60  # examples per step
+    eval_every: int = 500  # steps between evaluations on val and test (also at step 0 and the end)
+    log_every: int = 100  # steps between training loss/accuracy rows (averaged over those steps)
+    ckpt_every: int = 5000  # steps between checkpoints; 0 = never
+    eval_batch_size: int = 1000  # examples per forward pass at evaluation
+    progress_every_s: float = 15.0  # seconds between progress lines
+
+
+@dataclass
+class ProbeConfig:
+    enabled: bool = True
+    examples: int = 1000  # fixed validation examples the probes look at
+    units: list[int] = field(default_factory=lambda: [0, 1, 2])  # units of the last hidden layer to trace
+    grad_norms: bool = True  # per-layer weight-gradient L2 norms at each log step
+
+
+@dataclass
+class LoggerConfig:
+    use_wandb: bool = False  # mirror every metric row to wandb (offline unless WANDB_MODE says otherwise)
+    project: str = "normrepro"
+    entity: str | None = None
+    mode: str = "offline"  # used when WANDB_MODE is unset: offline | online | disabled
+
+
+@dataclass
+class ScaleConfig:
+    name: str = "cpu"  # smoke (seconds, tests) | cpu (minutes, committed results) | full (the paper's setup)
+
+
+@dataclass
+class PathsConfig:
+    runs: str = "${oc.env:NORMREPRO_RUNS,runs}"  # run directories
+    results: str = "${oc.env:NORMREPRO_RESULTS,results}"  # committed reports
+
+
+@dataclass
+class Config:
+    experiment_id: str = "adhoc"  # the row of CLAIMS.md; names runs/<id>/ and results/<id>/
+    description: str = ""  # the claim in one paragraph (goes into REPORT.md)
+    seed: int = 0  # seeds init, data order, augmentation and dropout through separate generators
+    threads: int = 0  # torch intra-op threads; 0 = all cores (the Makefile sets 1 per parallel job)
+    device: str = "cpu"  # cpu | cuda | auto
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    norm: NormConfig = field(default_factory=NormConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    probes: ProbeConfig = field(default_factory=ProbeConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    # analysis blocks (read by normrepro.analysis, not by training): see README "Adding an experiment"
+    derived: list[Any] = field(default_factory=list)
+    claims: list[Any] = field(default_factory=list)
+    plots: list[Any] = field(default_factory=list)
+    paper: dict[str, Any] = field(default_factory=dict)  # the paper's numbers quoted in the report
+
+
+def register_configs() -> None:
+    """Register the root schema; configs/train.yaml lists it first in its defaults."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+
+
+def validate_config(cfg) -> None:
+    """Check every choice-valued field at once, so a typo fails before any data is loaded, naming the valid
+    options (Hydra already rejects unknown keys and wrong types)."""
+    from normrepro.data import NAMES as DATASETS
+    from normrepro.data import ORDERS
+    from normrepro.errors import ConfigError
+    from normrepro.models import ARCHS
+    from normrepro.models.common import ACTIVATIONS, INITS, PLACEMENTS
+    from normrepro.norms import NORM_KINDS
+    from normrepro.optim import OPTIMIZERS, SCHEDULES
+
+    choices = {
+        "data.name": (cfg.data.name, DATASETS), "data.order": (cfg.data.order, ORDERS),
+        "model.arch": (cfg.model.arch, ARCHS), "model.activation": (cfg.model.activation, tuple(ACTIVATIONS)),
+        "model.placement": (cfg.model.placement, PLACEMENTS), "model.init": (cfg.model.init, INITS),
+        "norm.kind": (cfg.norm.kind, NORM_KINDS), "optim.name": (cfg.optim.name, OPTIMIZERS),
+        "optim.schedule.kind": (cfg.optim.schedule.kind, SCHEDULES),
+        "scale.name": (cfg.scale.name, ("smoke", "cpu", "full")),
+    }
+    errors = [f"{key}={value!r} (valid: {', '.join(valid)})" for key, (value, valid) in choices.items()
+              if value not in valid]
+    positive = {"train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
+                "train.eval_every": cfg.train.eval_every, "train.log_every": cfg.train.log_every,
+                "optim.lr": cfg.optim.lr}
+    errors += [f"{key}={value} (must be > 0)" for key, value in positive.items() if not value > 0]
+    if errors:
+        raise ConfigError("invalid config: " + "; ".join(errors))

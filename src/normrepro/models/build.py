@@ -1,0 +1,38 @@
+"""Builds the configured architecture with the configured norm in every normalized layer."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from torch import nn
+
+from normrepro.models.common import init_weights
+from normrepro.models.mlp import MLP
+from normrepro.models.resnet import ResNet
+from normrepro.models.vgg import VGG
+from normrepro.norms import make_norm
+
+ARCHS = ("mlp", "vgg", "resnet")
+
+
+def build_model(model_cfg, norm_cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    norm = partial(_norm_for, norm_cfg)
+    m = model_cfg
+    if m.arch == "mlp":
+        net = MLP(input_shape, num_classes, list(m.widths), m.activation, m.placement, norm,
+                  m.dropout_input, m.dropout_hidden, m.bias)
+    elif m.arch == "vgg":
+        net = VGG(input_shape, num_classes, list(m.stages), m.convs_per_stage, m.width_mult, m.activation,
+                  m.placement, norm, m.bias, m.dropout_hidden)
+    elif m.arch == "resnet":
+        net = ResNet(input_shape, num_classes, m.depth, m.base_width, m.activation, norm, m.bias, m.placement)
+    else:
+        raise ValueError(f"unknown model.arch {m.arch!r}; valid: {', '.join(ARCHS)}")
+    init_weights(net, m.init, m.init_std)
+    return net
+
+
+def _norm_for(norm_cfg, num_features: int, dims: int) -> nn.Module:
+    return make_norm(norm_cfg.kind, num_features, dims, eps=norm_cfg.eps,
+                     momentum_pytorch=norm_cfg.momentum_pytorch, groups=norm_cfg.groups,
+                     affine=norm_cfg.affine)

@@ -1,0 +1,61 @@
+"""Pieces every architecture shares: activations, the norm/activation block with its placement, and init."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+PLACEMENTS = ("before_act", "after_act")
+INITS = ("default", "normal", "xavier", "kaiming", "orthogonal")
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class NormAct(nn.Module):
+    """Normalization and nonlinearity in either order.
+
+    ``before_act`` is [BN]'s choice (Sec. 3.2): normalize x = Wu, a sum of many terms and so close to Gaussian
+    (seed 000's central-limit argument); ``after_act`` normalizes the nonlinearity's output instead.
+    The activation lives in ``self.act`` so probes can hook its input (the pre-activation) and output.
+    """
+
+    def __init__(self, norm: nn.Module, act: nn.Module, placement: str):
+        super().__init__()
+        if placement not in PLACEMENTS:
+            raise ValueError(f"unknown placement {placement!r}; valid: {', '.join(PLACEMENTS)}")
+        self.norm, self.act, self.placement = norm, act, placement
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.placement == "before_act":
+            return self.act(self.norm(z))
+        return self.norm(self.act(z))
+
+
+@torch.no_grad()
+def init_weights(model: nn.Module, scheme: str, std: float) -> None:
+    """Re-initialize every Linear/Conv weight by ``scheme`` (biases to zero); ``default`` keeps torch's."""
+    if scheme not in INITS:
+        raise ValueError(f"unknown init {scheme!r}; valid: {', '.join(INITS)}")
+    if scheme == "default":
+        return
+    for m in model.modules():
+        if not isinstance(m, (nn.Linear, nn.Conv2d)):
+            continue
+        w = m.weight
+        if scheme == "normal":
+            nn.init.normal_(w, 0.0, std)
+        elif scheme == "xavier":  # Glorot & Bengio 2010: Var(w) = 2 / (fan_in + fan_out)
+            nn.init.xavier_normal_(w)
+        elif scheme == "kaiming":  # He et al. 2015: Var(w) = 2 / fan_in, for ReLU
+            nn.init.kaiming_normal_(w, nonlinearity="relu")
+        elif scheme == "orthogonal":  # Saxe et al. 2014
+            nn.init.orthogonal_(w, gain=math.sqrt(2.0))
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,61 @@
+"""``make_norm(kind, num_features, dims)``: the one place a model gets its normalization layer.
+
+Kinds (torch.nn implementations; the statistics each normalizes over, for an input of shape (N, C, ...)):
+- ``bn``  Batch Normalization, Ioffe & Szegedy 2015, Alg. 1: per channel over (N, H, W); running averages
+  at test time.
+- ``ln``  Layer Normalization, Ba et al. 2016, Eq. 4: per example over (C, H, W); a per-channel gain and bias.
+- ``gn``  Group Normalization, Wu & He 2018, Eq. 1-3: per example over (C/G, H, W) for each of G groups.
+- ``in``  Instance Normalization (Ulyanov et al. 2016), = GN with one channel per group; images only.
+- ``none`` identity.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+NORM_KINDS = ("none", "bn", "ln", "gn", "in")
+
+
+def make_norm(
+    kind: str,
+    num_features: int,
+    dims: int,
+    *,
+    eps: float = 1e-5,
+    momentum_pytorch: float = 0.1,
+    groups: int = 32,
+    affine: bool = True,
+) -> nn.Module:
+    """Build the normalization for ``num_features`` channels of a ``dims``-D feature map.
+
+    ``dims`` is 0 for a fully connected layer's (N, C) output and 2 for a conv layer's (N, C, H, W).
+    ``momentum_pytorch`` is PyTorch's convention: the weight of the new batch in the running average.
+    """
+    if dims not in (0, 2):
+        raise ValueError(f"dims must be 0 (N, C) or 2 (N, C, H, W), got {dims}")
+    if kind == "none":
+        return nn.Identity()
+    if kind == "bn":
+        cls = nn.BatchNorm1d if dims == 0 else nn.BatchNorm2d
+        return cls(num_features, eps=eps, momentum=momentum_pytorch, affine=affine)
+    if kind == "ln":
+        # On images [GN]'s LN: one mean/var per example over (C, H, W) with per-channel affine = GN(1 group).
+        return nn.LayerNorm(num_features, eps=eps, elementwise_affine=affine) if dims == 0 else \
+            nn.GroupNorm(1, num_features, eps=eps, affine=affine)
+    if kind == "gn":
+        g = _largest_divisor_at_most(num_features, groups)
+        return nn.GroupNorm(g, num_features, eps=eps, affine=affine)
+    if kind == "in":
+        if dims == 0:
+            raise ValueError("norm kind 'in' (instance norm) needs spatial dims: a (N, C) layer has one value "
+                             "per channel and example, so use it on conv layers only")
+        return nn.GroupNorm(num_features, num_features, eps=eps, affine=affine)
+    raise ValueError(f"unknown norm kind {kind!r}; valid kinds: {', '.join(NORM_KINDS)}")
+
+
+def _largest_divisor_at_most(n: int, cap: int) -> int:
+    """GN needs the group count to divide the channels: take the largest divisor of n not above cap."""
+    for g in range(min(n, cap), 0, -1):
+        if n % g == 0:
+            return g
+    return 1

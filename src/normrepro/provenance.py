@@ -1,0 +1,37 @@
+"""What a result was made with: git SHA, library versions, device."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def git_sha() -> str:
+    """HEAD's SHA, with ``-dirty`` when tracked files differ from it; ``unknown`` outside a checkout."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "configs"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment(device: torch.device, threads: int) -> dict:
+    return {"git_sha": git_sha(), "torch": torch.__version__, "python": platform.python_version(),
+            "device": str(device), "device_name": _device_name(device), "threads": threads,
+            "machine": platform.machine()}
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()

@@ -1,0 +1,87 @@
+"""Deterministic run directories: skip finished jobs, refuse to mix configs, checkpoint and resume.
+
+``runs/<experiment>/<scale>/<override_dirname>/`` holds ``run_config.yaml`` (the resolved config that
+determines the result), ``metrics.jsonl``, ``summary.json``, ``checkpoint.pt`` and, written last, ``DONE``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from normrepro.errors import RunDirConflict
+
+# Config keys that do not change a run's result (where it runs, how it reports, how often it checkpoints).
+VOLATILE_KEYS = ("threads", "device", "paths", "logger", "data.root", "data.cache_dir",
+                 "train.progress_every_s", "train.ckpt_every", "description", "claims", "plots", "derived",
+                 "paper")
+
+
+def result_config(cfg: DictConfig) -> dict:
+    """The resolved config minus the volatile keys: two runs with equal result configs are the same run."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in VOLATILE_KEYS:
+        node, *rest = key.split(".")
+        if rest:
+            data.get(node, {}).pop(rest[0], None)
+        else:
+            data.pop(node, None)
+    return data
+
+
+class RunDir:
+    def __init__(self, path: Path, cfg: DictConfig):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.config = result_config(cfg)
+        self.config_file = self.path / "run_config.yaml"
+        self.metrics_file = self.path / "metrics.jsonl"
+        self.summary_file = self.path / "summary.json"
+        self.checkpoint_file = self.path / "checkpoint.pt"
+        self.done_file = self.path / "DONE"
+
+    def claim(self) -> None:
+        """Record this run's config, or check it equals the one already recorded here."""
+        if self.config_file.exists():
+            old = OmegaConf.to_container(OmegaConf.load(self.config_file))
+            if old != self.config:
+                diff = sorted(_diff_keys(old, self.config))
+                raise RunDirConflict(
+                    f"{self.path} holds a run with a different config (keys {', '.join(diff[:6])}); "
+                    f"delete that directory or choose another paths.runs")
+        else:
+            OmegaConf.save(OmegaConf.create(self.config), self.config_file)
+
+    @property
+    def done(self) -> bool:
+        return self.done_file.exists()
+
+    def save_checkpoint(self, state: dict) -> None:
+        tmp = self.checkpoint_file.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_file)  # atomic: a kill mid-save leaves the previous checkpoint
+
+    def load_checkpoint(self) -> dict | None:
+        if not self.checkpoint_file.exists():
+            return None
+        return torch.load(self.checkpoint_file, map_location="cpu", weights_only=False)
+
+    def finish(self, summary: dict) -> None:
+        self.summary_file.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        self.checkpoint_file.unlink(missing_ok=True)  # finished runs keep metrics, not weights
+        self.done_file.write_text(summary.get("status", "done") + "\n", encoding="utf-8")
+
+    def read_summary(self) -> dict:
+        return json.loads(self.summary_file.read_text(encoding="utf-8"))
+
+
+def _diff_keys(a, b, prefix=""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in set(a) | set(b):
+            yield from _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+    elif a != b:
+        yield prefix.rstrip(".")

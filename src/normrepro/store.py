@@ -1,0 +1,128 @@
+"""The metrics schema and its writer/reader: the local store every figure and verdict is computed from.
+
+Each run directory holds ``metrics.jsonl``: one JSON object per measurement,
+``{"step", "epoch", "split", "metric", "value"}`` plus the optional ``layer``, ``unit`` and ``bn_mode``.
+Rows are flushed as they are written, so a killed run leaves only whole lines behind. Metric and split names
+come from closed vocabularies: a typo fails at the writer, not weeks later in a plot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+SPLITS = ("train", "val", "test", "probe")
+
+# name -> meaning. Percentiles and fractions are over the probe examples (and units, where no unit is named).
+METRICS = {
+    "loss": "mean cross-entropy (nats)",
+    "acc": "classification accuracy (fraction)",
+    "lr": "learning rate at this step",
+    "samples_per_s": "training examples per second since the last log row",
+    "grad_norm": "L2 norm of a layer's weight gradient (layer names the layer; no layer = all parameters)",
+    "preact_p15": "15th percentile of a unit's nonlinearity input ([BN] Fig. 1b,c)",
+    "preact_p50": "median of a unit's nonlinearity input",
+    "preact_p85": "85th percentile of a unit's nonlinearity input",
+    "preact_mean": "mean over units of each unit's mean nonlinearity input",
+    "preact_std": "mean over units of each unit's std of its nonlinearity input",
+    "preact_skew": "mean over units of |skewness| of the nonlinearity input (0 for a Gaussian)",
+    "preact_kurt": "mean over units of |excess kurtosis| of the nonlinearity input (0 for a Gaussian)",
+    "postact_skew": "mean over units of |skewness| of the nonlinearity output",
+    "postact_kurt": "mean over units of |excess kurtosis| of the nonlinearity output",
+    "frac_mid68": "fraction of sigmoid outputs in [0.27, 0.73] (68% for N(0,1) inputs)",
+    "frac_mid95": "fraction of sigmoid outputs in [0.12, 0.88] (95% for N(0,1) inputs)",
+    "frac_active": "fraction of nonlinearity outputs that are non-zero (ReLU activity)",
+}
+
+REQUIRED = ("step", "epoch", "split", "metric", "value")
+OPTIONAL = ("layer", "unit", "bn_mode")
+BN_MODES = ("batch", "population", "precise")
+
+
+class SchemaError(ValueError):
+    """A metrics row that does not follow the schema."""
+
+
+def validate_row(row: dict) -> dict:
+    missing = [k for k in REQUIRED if k not in row]
+    if missing:
+        raise SchemaError(f"metrics row lacks {missing}: {row}")
+    extra = set(row) - set(REQUIRED) - set(OPTIONAL)
+    if extra:
+        raise SchemaError(f"metrics row has unknown fields {sorted(extra)}; allowed optional: {OPTIONAL}")
+    if row["split"] not in SPLITS:
+        raise SchemaError(f"unknown split {row['split']!r}; valid: {', '.join(SPLITS)}")
+    if row["metric"] not in METRICS:
+        raise SchemaError(f"unknown metric {row['metric']!r}; valid: {', '.join(METRICS)}")
+    if "bn_mode" in row and row["bn_mode"] not in BN_MODES:
+        raise SchemaError(f"unknown bn_mode {row['bn_mode']!r}; valid: {', '.join(BN_MODES)}")
+    return row
+
+
+class MetricsWriter:
+    """Appends validated rows to ``metrics.jsonl`` and hands each to optional mirrors (e.g. wandb)."""
+
+    def __init__(self, path: Path, mirrors: Iterable = ()):
+        self.path = Path(path)
+        self.mirrors = list(mirrors)
+        self._fh = self.path.open("a", encoding="utf-8")
+
+    def write(self, step: int, epoch: float, split: str, metric: str, value: float, **optional) -> None:
+        row = {"step": int(step), "epoch": round(float(epoch), 4), "split": split, "metric": metric,
+               "value": _json_number(value)}
+        row.update({k: v for k, v in optional.items() if v is not None})
+        validate_row(row)
+        self._fh.write(json.dumps(row) + "\n")
+        self._fh.flush()
+        for mirror in self.mirrors:
+            mirror.log_row(row)
+
+    def close(self) -> None:
+        self._fh.close()
+        for mirror in self.mirrors:
+            mirror.close()
+
+
+def _json_number(value: float) -> float | str:
+    """JSON has no NaN/inf; keep them as strings the reader turns back into floats."""
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Drop rows logged after ``step`` (and any torn last line): a resumed run re-logs them."""
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row.get("step", math.inf) <= step:
+            kept.append(line)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """Read a run's rows back, checking each against the schema; a torn last line is skipped."""
+    rows = []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break  # a run killed mid-write
+            raise SchemaError(f"{path}:{i + 1}: not JSON") from None
+        rows.append(validate_row(row))
+    frame = pd.DataFrame(rows, columns=list(REQUIRED) + list(OPTIONAL))
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+    return frame

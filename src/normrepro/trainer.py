@@ -1,0 +1,172 @@
+"""The training loop: SGD steps over in-memory batches, periodic evaluation and probes, progress with ETA,
+divergence detection, checkpoints. Everything it measures goes through the ``MetricsWriter``."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from normrepro.data import random_crop_flip
+from normrepro.probes import ActivationProbe, grad_norms
+
+log = logging.getLogger(__name__)
+_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+class Trainer:
+    def __init__(self, cfg, model, optimizer, schedule, splits, batches, aug_gen, writer, run_dir, label):
+        self.cfg, self.model, self.optimizer, self.schedule = cfg, model, optimizer, schedule
+        self.splits, self.batches, self.aug_gen = splits, batches, aug_gen
+        self.writer, self.run_dir, self.label = writer, run_dir, label
+        self.has_bn = any(isinstance(m, _BN_TYPES) for m in model.modules())
+        self.probe = ActivationProbe(model, list(cfg.probes.units)) if cfg.probes.enabled else None
+        n_probe = min(cfg.probes.examples, len(splits.val.y))
+        self.probe_x = splits.val.x[:n_probe]
+        self.train_time = 0.0  # seconds spent in SGD steps only (throughput excludes evaluation)
+        self.elapsed_before = 0.0  # wall seconds of earlier attempts of a resumed run
+        self.t_start = time.perf_counter()
+        self.extra_state: dict = {}  # saved with each checkpoint (e.g. the wandb run id to resume)
+        self.last_eval: dict[str, float] = {}
+        self.best_eval: dict[str, float] = {}
+
+    # --- measurement -------------------------------------------------------------------------------------
+    def _epoch(self, step: int) -> float:
+        return step / self.batches.steps_per_epoch
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> None:
+        was_training = self.model.training
+        self.model.eval()  # BN uses its running averages: the network as it would be deployed
+        bn_mode = "population" if self.has_bn else None
+        for split_name in ("val", "test"):
+            split = getattr(self.splits, split_name)
+            loss_sum, correct = 0.0, 0
+            for x, y in zip(split.x.split(self.cfg.train.eval_batch_size),
+                            split.y.split(self.cfg.train.eval_batch_size)):
+                logits = self.model(x)
+                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+                correct += (logits.argmax(1) == y).sum().item()
+            n = len(split.y)
+            for metric, value in (("loss", loss_sum / n), ("acc", correct / n)):
+                self.writer.write(step, self._epoch(step), split_name, metric, value, bn_mode=bn_mode)
+                key = f"{split_name}/{metric}"
+                self.last_eval[key] = value
+                better = max if metric == "acc" else min
+                self.best_eval[key] = better(self.best_eval.get(key, value), value)
+        self.model.train(was_training)
+        if self.probe is not None:
+            for row in self.probe.measure(self.model, self.probe_x):
+                self.writer.write(step, self._epoch(step), "probe", **row)
+
+    # --- training ----------------------------------------------------------------------------------------
+    def fit(self, start_step: int) -> dict:
+        """Train from ``start_step`` to ``train.steps``; returns the outcome (status, diverged_at)."""
+        tc = self.cfg.train
+        train = self.splits.train
+        self.model.train()
+        if start_step == 0:
+            self.evaluate(0)
+        loss_acc = torch.zeros((), dtype=torch.float64)
+        correct_acc = torch.zeros((), dtype=torch.int64)
+        seen, t_log, t_progress = 0, 0.0, time.perf_counter()
+        step = start_step
+        while step < tc.steps:
+            t0 = time.perf_counter()
+            idx = self.batches.batch(step)
+            x, y = train.x[idx], train.y[idx]
+            if self.cfg.data.augment:
+                x = random_crop_flip(x, self.aug_gen)
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y)
+            if not math.isfinite(loss.item()):
+                return self._diverged(step + 1, loss.item())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            log_now = (step + 1) % tc.log_every == 0 or step + 1 == tc.steps
+            if log_now and self.cfg.probes.grad_norms:
+                norms = grad_norms(self.model)
+            if self.cfg.optim.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+            self.optimizer.step()
+            self.schedule.step()
+            step += 1
+            with torch.no_grad():
+                loss_acc += loss.detach().double()
+                correct_acc += (logits.argmax(1) == y).sum()
+            seen += 1
+            dt = time.perf_counter() - t0
+            self.train_time += dt
+            t_log += dt
+            if log_now:
+                self._log_train(step, loss_acc.item() / seen, correct_acc.item() / (seen * len(y)),
+                                seen * len(y) / max(t_log, 1e-9), norms if self.cfg.probes.grad_norms else {})
+                loss_acc.zero_(), correct_acc.zero_()
+                seen, t_log = 0, 0.0
+            if step % tc.eval_every == 0 or step == tc.steps:
+                self.evaluate(step)
+            if tc.ckpt_every and step % tc.ckpt_every == 0 and step < tc.steps:
+                self.save(step)
+            if time.perf_counter() - t_progress >= tc.progress_every_s or step == tc.steps:
+                self._progress(step)
+                t_progress = time.perf_counter()
+        return {"status": "done", "diverged_at": None}
+
+    def _log_train(self, step, loss, acc, samples_per_s, norms) -> None:
+        ep = self._epoch(step)
+        w = self.writer.write
+        w(step, ep, "train", "loss", loss)
+        w(step, ep, "train", "acc", acc)
+        w(step, ep, "train", "lr", self.optimizer.param_groups[0]["lr"])
+        w(step, ep, "train", "samples_per_s", samples_per_s)
+        for layer, value in norms.items():
+            w(step, ep, "train", "grad_norm", value, layer=layer or None)
+
+    def _diverged(self, step: int, loss: float) -> dict:
+        log.warning("[%s] loss became %s at step %d: stopping, status=diverged", self.label, loss, step)
+        self.writer.write(step, self._epoch(step), "train", "loss", loss)
+        return {"status": "diverged", "diverged_at": step}
+
+    def _progress(self, step: int) -> None:
+        tc = self.cfg.train
+        rate = step / max(self.train_time, 1e-9)
+        eta = (tc.steps - step) / max(rate, 1e-9) if step < tc.steps else 0.0
+        acc = self.last_eval.get("val/acc")
+        log.info("[%s] step %d/%d (%.0f%%) | val acc %s | %.0f steps/s | ETA %s", self.label, step, tc.steps,
+                 100 * step / tc.steps, f"{acc:.4f}" if acc is not None else "-", rate, _hms(eta))
+
+    # --- checkpoints -------------------------------------------------------------------------------------
+    def state(self, step: int) -> dict:
+        return {"step": step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "torch_rng": torch.get_rng_state(),
+                "aug_rng": self.aug_gen.get_state(), "train_time": self.train_time,
+                "last_eval": self.last_eval, "best_eval": self.best_eval,
+                "wall_time_s": self.wall_time(), **self.extra_state}
+
+    def wall_time(self) -> float:
+        """Seconds this run has taken, over all its attempts."""
+        return self.elapsed_before + time.perf_counter() - self.t_start
+
+    def save(self, step: int) -> None:
+        self.run_dir.save_checkpoint(self.state(step))
+
+    def restore(self, ckpt: dict) -> int:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["schedule"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        self.aug_gen.set_state(ckpt["aug_rng"])
+        self.train_time = ckpt["train_time"]
+        self.last_eval, self.best_eval = ckpt["last_eval"], ckpt["best_eval"]
+        self.elapsed_before = ckpt["wall_time_s"]
+        return ckpt["step"]
+
+
+def _hms(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
