@@ -1,6 +1,6 @@
 """Per-run scalar metrics derived from the metrics rows, declared in an experiment's ``derived:`` block.
 
-Each spec selects rows (``split``, ``metric`` and optionally ``layer``/``unit``; a missing ``layer`` or
+Each spec selects rows (``split``, ``metric`` (a name or a list) and optionally ``layer``/``unit``; a missing ``layer`` or
 ``unit`` averages over all of them at each step) and reduces them over steps by ``kind``:
 - ``final``: the last logged value;            - ``at_step``: the value at ``step`` (e.g. 0 = at init);
 - ``mean``: the mean over steps (from ``from_step``); - ``max`` / ``min``: over steps;
@@ -18,7 +18,8 @@ KINDS = ("final", "at_step", "mean", "max", "min", "range", "steps_to")
 
 
 def _select(metrics: pd.DataFrame, spec: dict) -> pd.DataFrame:
-    rows = metrics[(metrics["split"] == spec["split"]) & (metrics["metric"] == spec["metric"])]
+    names = spec["metric"] if isinstance(spec["metric"], list) else [spec["metric"]]
+    rows = metrics[(metrics["split"] == spec["split"]) & (metrics["metric"].isin(names))]
     for key in ("layer", "unit"):
         if key in spec:
             rows = rows[rows[key].astype(str) == str(spec[key])]
@@ -36,7 +37,7 @@ def derive_one(metrics: pd.DataFrame, spec: dict, budget: int) -> dict:
     if rows.empty:
         return {name: np.nan}
     if kind == "range":
-        per_unit = rows.groupby(["layer", "unit"], dropna=False)["value"].agg(lambda v: v.max() - v.min())
+        per_unit = rows.groupby(["metric", "layer", "unit"], dropna=False)["value"].agg(lambda v: v.max() - v.min())
         return {name: float(per_unit.mean())}
     series = rows.groupby("step")["value"].mean().sort_index()
     if kind == "final":
