@@ -53,16 +53,16 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts benchmarks
 
-reproduce-%: $(STAMP)
+$(addprefix reproduce-,$(EXPERIMENTS)): reproduce-%: $(STAMP)
 	$(PY) -m normrepro.train -m experiment=$* scale=$(SCALE) $(LAUNCH) $(ARGS)
 	$(PY) -m normrepro.analysis $* --scale $(SCALE) $(ARGS)
 
 reproduce-all: $(addprefix reproduce-,$(EXPERIMENTS))
 
-report-%: $(STAMP)
+$(addprefix report-,$(EXPERIMENTS)): report-%: $(STAMP)
 	$(PY) -m normrepro.analysis $* --scale $(SCALE) $(ARGS)
 
-plan-%: $(STAMP)
+$(addprefix plan-,$(EXPERIMENTS)): plan-%: $(STAMP)
 	$(PY) scripts/plan.py $* --scale $(SCALE) $(ARGS)
 
 data: $(STAMP)

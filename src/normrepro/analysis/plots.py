@@ -1,7 +1,8 @@
 """Figures from an experiment's ``plots:`` block: pure functions ``(frame, spec) -> Figure`` (seaborn).
 
 A spec names its ``source`` frame (``metrics``: one row per measurement; ``runs``: one row per run), a
-``where`` filter, ``x``/``y`` and optional ``hue``/``style``/``col``/``row``, and ``kind``: ``line``
+``where`` filter, ``x``/``y`` and optional ``hue`` (a column, or a list of columns shown
+combined)/``style``/``col``/``row``, and ``kind``: ``line``
 (relplot; the band is the min-max spread over seeds, the line their mean) or ``point`` / ``bar`` / ``box``
 (catplot over runs). Every hue label carries its number of seeds, ``n=``.
 """
@@ -26,6 +27,16 @@ def _filter(frame: pd.DataFrame, where: dict | None) -> pd.DataFrame:
     return frame
 
 
+def _combine_hue(frame: pd.DataFrame, hue):
+    """A list of hue columns becomes one column "a / b" (e.g. norm kind and placement)."""
+    if not isinstance(hue, list):
+        return frame, hue
+    name = " / ".join(hue)
+    frame = frame.copy()
+    frame[name] = frame[hue].astype(str).agg(" / ".join, axis=1)
+    return frame, name
+
+
 def _label_with_n(frame: pd.DataFrame, hue: str | None) -> pd.DataFrame:
     if not hue or "seed" not in frame.columns:
         return frame
@@ -43,8 +54,8 @@ def make_figure(frame: pd.DataFrame, spec: dict):
     data = _filter(frame, spec.get("where"))
     if data.empty:
         raise ValueError(f"plot {spec.get('name')}: no rows match {spec.get('where')}")
-    hue = spec.get("hue")
-    data = _label_with_n(data.dropna(subset=[spec["y"]]), hue)
+    data, hue = _combine_hue(data.dropna(subset=[spec["y"]]), spec.get("hue"))
+    data = _label_with_n(data, hue)
     if hue:
         data = data.sort_values(hue, kind="stable")
     sns.set_theme(**STYLE)
