@@ -68,7 +68,8 @@ class ScheduleConfig:
 @dataclass
 class OptimConfig:
     name: str = "sgd"  # sgd | adam | rmsprop
-    lr: float = 0.1
+    lr: float = 0.1  # base learning rate
+    lr_mult: float = 1.0  # the LR used is lr * lr_mult ([BN] 4.2.1's "x5", "x30" sweeps keep lr as the base)
     momentum: float = 0.0  # sgd and rmsprop
     nesterov: bool = False
     weight_decay: float = 0.0
@@ -87,6 +88,7 @@ class TrainConfig:
     log_every: int = 100  # steps between training loss/accuracy rows (averaged over those steps)
     ckpt_every: int = 5000  # steps between checkpoints; 0 = never
     eval_batch_size: int = 1000  # examples per forward pass at evaluation
+    eval_train_examples: int = 0  # also evaluate on this many training examples (split train_eval); 0 = off
     progress_every_s: float = 15.0  # seconds between progress lines
 
 
@@ -96,6 +98,7 @@ class ProbeConfig:
     examples: int = 1000  # fixed validation examples the probes look at
     units: list[int] = field(default_factory=lambda: [0, 1, 2])  # units of the last hidden layer to trace
     grad_norms: bool = True  # per-layer weight-gradient L2 norms at each log step
+    stuck_epochs: int = 0  # track, over the last N epochs, which (example, unit) ReLU outputs were always 0
 
 
 @dataclass

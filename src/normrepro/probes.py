@@ -134,3 +134,46 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
             total += p.grad.pow(2).sum().item()
     out[""] = total ** 0.5
     return out
+
+
+class StuckUnitTracker:
+    """Seed 000's mechanism for why BN nets need thorough shuffling: when an example always shares its
+    mini-batch with the same partners, the batch statistics it sees never change, so some of its units can
+    sit at zero after BN+ReLU every time, and no gradient reaches them. Over the last ``epochs`` epochs of
+    training this records, for every (training example, ReLU unit) pair, whether the unit was zero each time
+    the example was seen. Counted with forward hooks during the real training steps (no extra passes)."""
+
+    def __init__(self, model: nn.Module, n_examples: int, batches, total_steps: int, epochs: int):
+        self.blocks = [m for m in model.modules() if isinstance(m, NormAct) and isinstance(m.act, nn.ReLU)]
+        self.start = max(0, total_steps - epochs * batches.steps_per_epoch)
+        self.n = n_examples
+        self.seen = torch.zeros(n_examples, dtype=torch.int32)
+        self.zero_counts: list[torch.Tensor | None] = [None] * len(self.blocks)
+        self.idx = None
+        for i, block in enumerate(self.blocks):
+            block.register_forward_hook(self._hook(i))
+
+    def before_step(self, step: int, idx: torch.Tensor) -> None:
+        self.idx = idx.cpu() if step >= self.start else None
+        if self.idx is not None:
+            self.seen.index_add_(0, self.idx, torch.ones_like(self.idx, dtype=torch.int32))
+
+    def _hook(self, i: int):
+        def hook(module, _inputs, output):
+            if self.idx is None or not module.training:
+                return
+            zero = (output.detach() <= 0).flatten(2).all(-1) if output.dim() == 4 else output.detach() <= 0
+            if self.zero_counts[i] is None:
+                self.zero_counts[i] = torch.zeros(self.n, zero.shape[1], dtype=torch.int32)
+            self.zero_counts[i].index_add_(0, self.idx, zero.cpu().int())
+        return hook
+
+    def result(self) -> dict[str, float]:
+        seen = self.seen > 0
+        counts = [c[seen] for c in self.zero_counts if c is not None]
+        if not counts:
+            return {}
+        times = self.seen[seen].unsqueeze(1)
+        stuck = torch.cat([(c == times) for c in counts], 1).float().mean().item()
+        zero = torch.cat([c / times for c in counts], 1).float().mean().item()
+        return {"frac_stuck_zero": stuck, "frac_zero": zero}

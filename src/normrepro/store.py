@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SPLITS = ("train", "val", "test", "probe")
+SPLITS = ("train", "train_eval", "val", "test", "probe")
 
 # name -> meaning. Percentiles and fractions are over the probe examples (and units, where no unit is named).
 METRICS = {
@@ -36,6 +36,9 @@ METRICS = {
     "frac_mid68": "fraction of sigmoid outputs in [0.27, 0.73] (68% for N(0,1) inputs)",
     "frac_mid95": "fraction of sigmoid outputs in [0.12, 0.88] (95% for N(0,1) inputs)",
     "frac_active": "fraction of nonlinearity outputs that are non-zero (ReLU activity)",
+    "frac_stuck_zero": "fraction of (training example, ReLU unit) pairs whose output was 0 every time the "
+                       "example was seen in the tracked last epochs (seed 000's shuffling mechanism)",
+    "frac_zero": "fraction of (training example, ReLU unit) outputs that were 0 over the tracked epochs",
 }
 
 REQUIRED = ("step", "epoch", "split", "metric", "value")

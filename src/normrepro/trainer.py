@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from normrepro.data import random_crop_flip
-from normrepro.probes import ActivationProbe, grad_norms
+from normrepro.probes import ActivationProbe, StuckUnitTracker, grad_norms
 
 log = logging.getLogger(__name__)
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -27,6 +27,12 @@ class Trainer:
         self.probe = ActivationProbe(model, list(cfg.probes.units)) if cfg.probes.enabled else None
         n_probe = min(cfg.probes.examples, len(splits.val.y))
         self.probe_x = splits.val.x[:n_probe]
+        self.eval_splits = {"val": splits.val, "test": splits.test}
+        if cfg.train.eval_train_examples:  # a fixed slice of the training set, in eval mode: the train-test gap
+            n = cfg.train.eval_train_examples
+            self.eval_splits["train_eval"] = type(splits.train)(splits.train.x[:n], splits.train.y[:n])
+        self.stuck = StuckUnitTracker(model, len(splits.train.y), batches, cfg.train.steps,
+                                      cfg.probes.stuck_epochs) if cfg.probes.stuck_epochs else None
         self.train_time = 0.0  # seconds spent in SGD steps only (throughput excludes evaluation)
         self.elapsed_before = 0.0  # wall seconds of earlier attempts of a resumed run
         self.t_start = time.perf_counter()
@@ -43,8 +49,8 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()  # BN uses its running averages: the network as it would be deployed
         bn_mode = "population" if self.has_bn else None
-        for split_name in ("val", "test"):
-            split = getattr(self.splits, split_name)
+        for split_name in self.eval_splits:
+            split = self.eval_splits[split_name]
             loss_sum, correct = 0.0, 0
             for x, y in zip(split.x.split(self.cfg.train.eval_batch_size),
                             split.y.split(self.cfg.train.eval_batch_size)):
@@ -81,6 +87,8 @@ class Trainer:
             x, y = train.x[idx], train.y[idx]
             if self.cfg.data.augment:
                 x = random_crop_flip(x, self.aug_gen)
+            if self.stuck is not None:
+                self.stuck.before_step(step, idx)
             logits = self.model(x)
             loss = F.cross_entropy(logits, y)
             if not math.isfinite(loss.item()):
@@ -114,6 +122,9 @@ class Trainer:
             if time.perf_counter() - t_progress >= tc.progress_every_s or step == tc.steps:
                 self._progress(step)
                 t_progress = time.perf_counter()
+        if self.stuck is not None:
+            for metric, value in self.stuck.result().items():
+                self.writer.write(step, self._epoch(step), "train", metric, value)
         return {"status": "done", "diverged_at": None}
 
     def _log_train(self, step, loss, acc, samples_per_s, norms) -> None:

@@ -5,6 +5,11 @@ A claim compares arm ``a`` with arm ``b`` (``where``-style filters on the runs f
 each arm gives one value per seed (the mean over its matching runs of that seed), and the effect is
 mean(a) - mean(b): over paired seeds when both arms have the same seeds, else independently resampled.
 
+``reduce`` (mean | range | min | max) turns a seed's matching runs into its value (``range``: how much the
+metric varies across them, e.g. over init scales); ``a_minus`` / ``b_minus`` (filters merged into the
+arm's) subtract a second arm per seed, so an arm can be a difference (an interaction claim such as "BN's
+gain shrinks at full batch").
+
 ``expect``: ``greater`` (a - b > margin), ``less`` (a - b < -margin), ``equal`` (|a - b| < margin), or
 ``between`` (arm a alone, its mean inside ``range: [lo, hi]``).
 - reproduced: the 95% interval lies wholly on the claimed side;
@@ -53,11 +58,22 @@ def _filter(runs: pd.DataFrame, where: dict | None) -> pd.DataFrame:
     return out
 
 
-def _per_seed(runs: pd.DataFrame, where: dict | None, metric: str) -> pd.Series:
+REDUCERS = ("mean", "range", "min", "max")
+
+
+def _per_seed(runs: pd.DataFrame, where: dict | None, metric: str, reduce: str = "mean",
+              minus: dict | None = None) -> pd.Series:
+    """One value per seed: ``reduce`` over the seed's matching runs; minus the same over ``minus``'s runs."""
+    if reduce not in REDUCERS:
+        raise ValueError(f"unknown claim reduce {reduce!r}; valid: {', '.join(REDUCERS)}")
     rows = _filter(runs, where)
     if metric not in rows.columns:
         raise KeyError(f"claim metric {metric!r} is not a column of the runs frame")
-    return rows.groupby("seed")[metric].mean().dropna()
+    grouped = rows.groupby("seed")[metric]
+    values = (grouped.max() - grouped.min()) if reduce == "range" else grouped.agg(reduce)
+    if minus is not None:
+        values = values - _per_seed(runs, {**(where or {}), **minus}, metric, reduce)
+    return values.dropna()
 
 
 def bootstrap_interval(a: np.ndarray, b: np.ndarray | None, paired: bool, seed: int = 0):
@@ -101,10 +117,12 @@ def evaluate_claim(runs: pd.DataFrame, claim: dict) -> Verdict:
     base = runs[runs["status"] == "done"] if claim.get("exclude_diverged", False) else runs
     base = _filter(base, claim.get("where"))
     metric_a = claim.get("metric_a", claim.get("metric"))
-    a = _per_seed(base, claim.get("a"), metric_a)
+    reduce = claim.get("reduce", "mean")
+    a = _per_seed(base, claim.get("a"), metric_a, reduce, claim.get("a_minus"))
     b = None
     if expect != "between":
-        b = _per_seed(base, claim.get("b"), claim.get("metric_b", claim.get("metric")))
+        b = _per_seed(base, claim.get("b"), claim.get("metric_b", claim.get("metric")), reduce,
+                      claim.get("b_minus"))
     common = a.index.intersection(b.index) if b is not None else a.index
     paired = b is not None and len(common) == len(a) == len(b)
     enough = len(a) >= 2 and (b is None or len(b) >= 2)
@@ -128,4 +146,5 @@ def _expect_text(claim: dict) -> str:
 
 
 def evaluate_claims(runs: pd.DataFrame, claims: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([evaluate_claim(runs, c).row() for c in claims])
+    columns = list(Verdict.__dataclass_fields__)
+    return pd.DataFrame([evaluate_claim(runs, c).row() for c in claims], columns=columns)

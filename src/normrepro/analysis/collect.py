@@ -59,6 +59,7 @@ def collect(jobs: list[Job]) -> Collected:
     for job_leaves, summary, frame in zip(configs, summaries, frames):
         row = {k: job_leaves.get(k) for k in grid}
         row["run"] = frame["run"].iat[0] if len(frame) else None
+        row["diverged"] = float(summary.get("status") == "diverged")
         for key in ("status", "steps_done", "diverged_at", "wall_time_s", "train_time_s", "samples_per_s",
                     "params", "git_sha", "device", "threads"):
             row[key] = summary.get(key)

@@ -6,7 +6,9 @@ Each spec selects rows (``split``, ``metric`` (a name or a list) and optionally 
 - ``mean``: the mean over steps (from ``from_step``); - ``max`` / ``min``: over steps;
 - ``range``: max - min over steps (from ``from_step``), per unit, then averaged over units (drift);
 - ``steps_to``: the first step whose value reaches ``threshold`` (``below: true`` for <=); a run that never
-  reaches it gets the step budget, a lower bound, and ``<name>_reached`` = False.
+  reaches it gets the step budget, a lower bound, and ``<name>_reached`` = False;
+- ``expr``: a pandas expression over the runs frame's columns (``final_train_eval_acc - final_test_acc``),
+  evaluated after the other kinds.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-KINDS = ("final", "at_step", "mean", "max", "min", "range", "steps_to")
+KINDS = ("final", "at_step", "mean", "max", "min", "range", "steps_to", "expr")
 
 
 def _select(metrics: pd.DataFrame, spec: dict) -> pd.DataFrame:
@@ -57,12 +59,18 @@ def add_derived(runs: pd.DataFrame, metrics: pd.DataFrame, specs: list[dict], bu
     """Add one column per spec to ``runs`` (one row per run, keyed by ``run``)."""
     if not specs or runs.empty:
         return runs
+    row_specs = [s for s in specs if s["kind"] != "expr"]
     by_run = dict(tuple(metrics.groupby("run")))
     extra = []
     for _, run in runs.iterrows():
         budget = int(run[budget_column]) if budget_column and budget_column in run else default_budget
         values = {}
-        for spec in specs:
+        for spec in row_specs:
             values.update(derive_one(by_run.get(run["run"], metrics.iloc[:0]), spec, budget))
         extra.append(values)
-    return pd.concat([runs.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
+    out = pd.concat([runs.reset_index(drop=True), pd.DataFrame(extra, index=range(len(runs)))], axis=1)
+    for spec in specs:
+        if spec["kind"] == "expr":
+            # backticks let the expression name dotted columns (`norm.kind`)
+            out[spec["name"]] = out.eval(spec["expr"], engine="python")
+    return out

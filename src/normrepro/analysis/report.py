@@ -87,6 +87,8 @@ def write_index(results_root: Path) -> Path:
     for verdict_file in sorted(results_root.glob("*/verdicts.csv")):
         exp_id = verdict_file.parent.name
         v = pd.read_csv(verdict_file)
+        if v.empty:
+            rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | - | (no claims: a supporting sweep) | - |")
         for r in v.itertuples():
             rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | {r.id} | {r.text} | **{r.verdict}** |")
     lines = ["# Results", "", "Produced by `make reproduce-<id>` (never edited by hand); each REPORT.md says "
