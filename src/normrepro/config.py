@@ -50,7 +50,7 @@ class ModelConfig:
 
 @dataclass
 class NormConfig:
-    kind: str = "bn"  # none | bn | ln | gn | in
+    kind: str = "bn"  # none | bn | ln | gn | in | bn_manual (autograd-free BN) | bn_detached (stats not backpropagated)
     eps: float = 1e-5
     # PyTorch convention: weight of the *new* batch in the running average (= 1 - the paper's decay).
     momentum_pytorch: float = 0.1

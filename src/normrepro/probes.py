@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from normrepro.models.common import NormAct
-
-_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
+from normrepro.norms import BATCH_NORM_TYPES
 
 
 @contextlib.contextmanager
@@ -29,7 +28,7 @@ def batch_stats_mode(model: nn.Module):
     saved = []
     model.eval()
     for m in model.modules():
-        if isinstance(m, _BN_TYPES):
+        if isinstance(m, BATCH_NORM_TYPES):
             saved.append((m, m.momentum, m.num_batches_tracked.clone()))
             m.train()
             m.momentum = 0.0

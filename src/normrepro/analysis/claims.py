@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from normrepro.analysis.frames import select as _filter
+
 EXPECTS = ("greater", "less", "equal", "between")
 N_BOOT = 10_000
 
@@ -46,16 +48,6 @@ class Verdict:
 
     def row(self) -> dict:
         return asdict(self)
-
-
-def _filter(runs: pd.DataFrame, where: dict | None) -> pd.DataFrame:
-    out = runs
-    for key, value in (where or {}).items():
-        if key not in out.columns:
-            raise KeyError(f"claim filter on {key!r}, which is not a grid column; columns: {list(runs.columns)}")
-        values = value if isinstance(value, list) else [value]
-        out = out[out[key].astype(str).isin([str(v) for v in values])]
-    return out
 
 
 REDUCERS = ("mean", "range", "min", "max")

@@ -16,17 +16,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from normrepro.analysis.frames import select
+
 KINDS = ("final", "at_step", "mean", "max", "min", "range", "steps_to", "expr")
 
 
 def _select(metrics: pd.DataFrame, spec: dict) -> pd.DataFrame:
     names = spec["metric"] if isinstance(spec["metric"], list) else [spec["metric"]]
     rows = metrics[(metrics["split"] == spec["split"]) & (metrics["metric"].isin(names))]
-    for key in ("layer", "unit"):
-        if key in spec:
-            rows = rows[rows[key].astype(str) == str(spec[key])]
-    if "bn_mode" in spec:
-        rows = rows[rows["bn_mode"] == spec["bn_mode"]]
+    rows = select(rows, {k: spec[k] for k in ("layer", "unit", "bn_mode") if k in spec})
     return rows[rows["step"] >= spec.get("from_step", 0)]
 
 

@@ -16,15 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from normrepro.analysis.frames import select  # noqa: E402
+
 KINDS = ("line", "point", "bar", "box")
 STYLE = {"style": "whitegrid", "context": "paper", "font_scale": 1.1}
-
-
-def _filter(frame: pd.DataFrame, where: dict | None) -> pd.DataFrame:
-    for key, value in (where or {}).items():
-        values = value if isinstance(value, list) else [value]
-        frame = frame[frame[key].astype(str).isin([str(v) for v in values])]
-    return frame
 
 
 def _combine_hue(frame: pd.DataFrame, hue):
@@ -51,7 +46,7 @@ def make_figure(frame: pd.DataFrame, spec: dict):
     kind = spec.get("kind", "line")
     if kind not in KINDS:
         raise ValueError(f"plot {spec.get('name')}: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
-    data = _filter(frame, spec.get("where"))
+    data = select(frame, spec.get("where"))
     if data.empty:
         raise ValueError(f"plot {spec.get('name')}: no rows match {spec.get('where')}")
     data, hue = _combine_hue(data.dropna(subset=[spec["y"]]), spec.get("hue"))

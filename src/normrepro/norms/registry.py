@@ -6,6 +6,10 @@ Kinds (torch.nn implementations; the statistics each normalizes over, for an inp
 - ``ln``  Layer Normalization, Ba et al. 2016, Eq. 4: per example over (C, H, W); a per-channel gain and bias.
 - ``gn``  Group Normalization, Wu & He 2018, Eq. 1-3: per example over (C/G, H, W) for each of G groups.
 - ``in``  Instance Normalization (Ulyanov et al. 2016), = GN with one channel per group; images only.
+- ``bn_manual``   BN with the hand-written forward/backward of [BN] Alg. 1 and Sec. 3 (``manual_bn.py``);
+  same statistics, running averages and state dict as ``bn``.
+- ``bn_detached`` BN whose gradient treats the batch mean/variance as constants, the ablation of [BN] Sec. 2
+  (``detached_bn.py``); forward identical to ``bn``.
 - ``none`` identity.
 """
 
@@ -13,7 +17,10 @@ from __future__ import annotations
 
 from torch import nn
 
-NORM_KINDS = ("none", "bn", "ln", "gn", "in")
+from normrepro.norms.detached_bn import DetachedBatchNorm
+from normrepro.norms.manual_bn import ManualBatchNorm
+
+NORM_KINDS = ("none", "bn", "ln", "gn", "in", "bn_manual", "bn_detached")
 
 
 def make_norm(
@@ -38,6 +45,9 @@ def make_norm(
     if kind == "bn":
         cls = nn.BatchNorm1d if dims == 0 else nn.BatchNorm2d
         return cls(num_features, eps=eps, momentum=momentum_pytorch, affine=affine)
+    if kind in ("bn_manual", "bn_detached"):
+        cls = ManualBatchNorm if kind == "bn_manual" else DetachedBatchNorm
+        return cls(num_features, dims, eps=eps, momentum_pytorch=momentum_pytorch, affine=affine)
     if kind == "ln":
         # On images [GN]'s LN: one mean/var per example over (C, H, W) with per-channel affine = GN(1 group).
         return nn.LayerNorm(num_features, eps=eps, elementwise_affine=affine) if dims == 0 else \
