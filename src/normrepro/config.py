@@ -37,6 +37,8 @@ class ModelConfig:
     init_std: float = 0.01  # std of the `normal` init
     # mlp
     widths: list[int] = field(default_factory=lambda: [100, 100, 100])  # hidden units per layer
+    rescale_k: float = 1.0  # after init, multiply hidden layer `rescale_layer` by k and the next layer by 1/k
+    rescale_layer: int = 1  # (1-based): the same network function, another parameterization (seed 000)
     dropout_input: float = 0.0  # probability
     dropout_hidden: float = 0.0  # probability
     # vgg: stages of `convs_per_stage` 3x3 convs, each stage followed by 2x2 max-pool
@@ -98,6 +100,9 @@ class ProbeConfig:
     examples: int = 1000  # fixed validation examples the probes look at
     units: list[int] = field(default_factory=lambda: [0, 1, 2])  # units of the last hidden layer to trace
     grad_norms: bool = True  # per-layer weight-gradient L2 norms at each log step
+    dynamics: bool = False  # parameter norms, relative gradients/updates, gamma-gradient cancellation
+    unit_activity: bool = False  # ReLU non-zero fraction per unit (heat maps), besides the per-layer mean
+    scale_check: bool = False  # measure BN(aWu) = BN(Wu) and the 1/a gradient at step 0 ([BN] 3.3)
     stuck_epochs: int = 0  # track, over the last N epochs, which (example, unit) ReLU outputs were always 0
 
 

@@ -64,10 +64,11 @@ def abs_moments(samples: torch.Tensor) -> tuple[float, float]:
 class ActivationProbe:
     """Hooks every NormAct's nonlinearity to capture its input (pre-activation) and output."""
 
-    def __init__(self, model: nn.Module, units: list[int], max_samples: int = 20000):
+    def __init__(self, model: nn.Module, units: list[int], max_samples: int = 20000, per_unit: bool = False):
         self.blocks = [m for m in model.modules() if isinstance(m, NormAct)]
         self.units = list(units)
         self.max_samples = max_samples  # per layer, so conv layers cost no more than MLP layers
+        self.per_unit = per_unit  # also one frac_active row per ReLU unit
 
     @torch.no_grad()
     def measure(self, model: nn.Module, x: torch.Tensor) -> list[dict]:
@@ -105,7 +106,11 @@ class ActivationProbe:
             rows += [{"metric": "frac_mid68", "value": _frac_in(post, 0.27, 0.73), "layer": layer},
                      {"metric": "frac_mid95", "value": _frac_in(post, 0.12, 0.88), "layer": layer}]
         if isinstance(act, nn.ReLU):
-            rows.append({"metric": "frac_active", "value": (post > 0).float().mean().item(), "layer": layer})
+            active = (post > 0).float().mean(0)
+            rows.append({"metric": "frac_active", "value": active.mean().item(), "layer": layer})
+            if self.per_unit:
+                rows += [{"metric": "frac_active", "value": v, "layer": layer, "unit": u}
+                         for u, v in enumerate(active.tolist())]
         if last:
             qs = torch.tensor([0.15, 0.50, 0.85], dtype=pre.dtype, device=pre.device)
             for unit in self.units:

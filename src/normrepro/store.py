@@ -35,6 +35,12 @@ METRICS = {
     "postact_kurt": "mean over units of |excess kurtosis| of the nonlinearity output",
     "frac_mid68": "fraction of sigmoid outputs in [0.27, 0.73] (68% for N(0,1) inputs)",
     "frac_mid95": "fraction of sigmoid outputs in [0.12, 0.88] (95% for N(0,1) inputs)",
+    "param_norm": "L2 norm of a parameter tensor (layer names it)",
+    "grad_rel": "||gradient|| / ||parameter|| of a parameter tensor (layer names it)",
+    "update_rel": "||update|| / ||parameter|| of one optimizer step (layer names the tensor)",
+    "gamma_cancel": "mean over channels of |sum of per-example dL/dgamma| / sum of |per-example dL/dgamma|",
+    "bn_scale_output_diff": "max |BN(aWu) - BN(Wu)| (layer = 'a=<scale>'; [BN] 3.3)",
+    "bn_scale_grad_ratio": "a * ||dL/d(aW)|| / ||dL/dW|| (1 when the gradient scales as 1/a)",
     "frac_active": "fraction of nonlinearity outputs that are non-zero (ReLU activity)",
     "frac_stuck_zero": "fraction of (training example, ReLU unit) pairs whose output was 0 every time the "
                        "example was seen in the tracked last epochs (seed 000's shuffling mechanism)",

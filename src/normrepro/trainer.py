@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from normrepro.data import random_crop_flip
+from normrepro.dynamics import TrainingDynamics
 from normrepro.norms import BATCH_NORM_TYPES
+from normrepro.norms.scale_check import measure_scale_invariance
 from normrepro.probes import ActivationProbe, StuckUnitTracker, grad_norms
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,9 @@ class Trainer:
         self.splits, self.batches, self.aug_gen = splits, batches, aug_gen
         self.writer, self.run_dir, self.label = writer, run_dir, label
         self.has_bn = any(isinstance(m, BATCH_NORM_TYPES) for m in model.modules())
-        self.probe = ActivationProbe(model, list(cfg.probes.units)) if cfg.probes.enabled else None
+        self.probe = ActivationProbe(model, list(cfg.probes.units), per_unit=cfg.probes.unit_activity) \
+            if cfg.probes.enabled else None
+        self.dynamics = TrainingDynamics(model) if cfg.probes.dynamics else None
         n_probe = min(cfg.probes.examples, len(splits.val.y))
         self.probe_x = splits.val.x[:n_probe]
         self.eval_splits = {"val": splits.val, "test": splits.test}
@@ -77,6 +81,11 @@ class Trainer:
         self.model.train()
         if start_step == 0:
             self.evaluate(0)
+            if self.cfg.probes.scale_check:
+                for r in measure_scale_invariance(scales=(0.01, 0.1, 10.0, 100.0), seed=self.cfg.seed):
+                    layer = f"a={r['scale']:g}"
+                    self.writer.write(0, 0.0, "probe", "bn_scale_output_diff", r["max_abs_output_diff"], layer=layer)
+                    self.writer.write(0, 0.0, "probe", "bn_scale_grad_ratio", r["grad_ratio_times_a"], layer=layer)
         loss_acc = torch.zeros((), dtype=torch.float64)
         correct_acc = torch.zeros((), dtype=torch.int64)
         seen, t_log, t_progress = 0, 0.0, time.perf_counter()
@@ -89,18 +98,23 @@ class Trainer:
                 x = random_crop_flip(x, self.aug_gen)
             if self.stuck is not None:
                 self.stuck.before_step(step, idx)
+            log_now = (step + 1) % tc.log_every == 0 or step + 1 == tc.steps
+            if log_now and self.dynamics is not None:
+                self.dynamics.arm()
             logits = self.model(x)
             loss = F.cross_entropy(logits, y)
             if not math.isfinite(loss.item()):
                 return self._diverged(step + 1, loss.item())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            log_now = (step + 1) % tc.log_every == 0 or step + 1 == tc.steps
             if log_now and self.cfg.probes.grad_norms:
                 norms = grad_norms(self.model)
             if self.cfg.optim.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+            dynamics_rows = self.dynamics.before_step() if log_now and self.dynamics is not None else []
             self.optimizer.step()
+            if dynamics_rows:
+                dynamics_rows += self.dynamics.after_step()
             self.schedule.step()
             step += 1
             with torch.no_grad():
@@ -113,6 +127,8 @@ class Trainer:
             if log_now:
                 self._log_train(step, loss_acc.item() / seen, correct_acc.item() / (seen * len(y)),
                                 seen * len(y) / max(t_log, 1e-9), norms if self.cfg.probes.grad_norms else {})
+                for row in dynamics_rows:
+                    self.writer.write(step, self._epoch(step), "train", **row)
                 loss_acc.zero_(), correct_acc.zero_()
                 seen, t_log = 0, 0.0
             if step % tc.eval_every == 0 or step == tc.steps:

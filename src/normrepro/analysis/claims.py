@@ -8,7 +8,8 @@ mean(a) - mean(b): over paired seeds when both arms have the same seeds, else in
 ``reduce`` (mean | range | min | max) turns a seed's matching runs into its value (``range``: how much the
 metric varies across them, e.g. over init scales); ``a_minus`` / ``b_minus`` (filters merged into the
 arm's) subtract a second arm per seed, so an arm can be a difference (an interaction claim such as "BN's
-gain shrinks at full batch").
+gain shrinks at full batch"). ``fill_na`` replaces a run's missing value (e.g. the final loss of a diverged
+run) before reducing; the report's claim text should say so.
 
 ``expect``: ``greater`` (a - b > margin), ``less`` (a - b < -margin), ``equal`` (|a - b| < margin), or
 ``between`` (arm a alone, its mean inside ``range: [lo, hi]``).
@@ -54,17 +55,18 @@ REDUCERS = ("mean", "range", "min", "max")
 
 
 def _per_seed(runs: pd.DataFrame, where: dict | None, metric: str, reduce: str = "mean",
-              minus: dict | None = None) -> pd.Series:
+              minus: dict | None = None, fill_na: float | None = None) -> pd.Series:
     """One value per seed: ``reduce`` over the seed's matching runs; minus the same over ``minus``'s runs."""
     if reduce not in REDUCERS:
         raise ValueError(f"unknown claim reduce {reduce!r}; valid: {', '.join(REDUCERS)}")
     rows = _filter(runs, where)
     if metric not in rows.columns:
         raise KeyError(f"claim metric {metric!r} is not a column of the runs frame")
-    grouped = rows.groupby("seed")[metric]
+    values = rows[metric] if fill_na is None else rows[metric].fillna(fill_na)
+    grouped = values.groupby(rows["seed"])
     values = (grouped.max() - grouped.min()) if reduce == "range" else grouped.agg(reduce)
     if minus is not None:
-        values = values - _per_seed(runs, {**(where or {}), **minus}, metric, reduce)
+        values = values - _per_seed(runs, {**(where or {}), **minus}, metric, reduce, fill_na=fill_na)
     return values.dropna()
 
 
@@ -110,11 +112,12 @@ def evaluate_claim(runs: pd.DataFrame, claim: dict) -> Verdict:
     base = _filter(base, claim.get("where"))
     metric_a = claim.get("metric_a", claim.get("metric"))
     reduce = claim.get("reduce", "mean")
-    a = _per_seed(base, claim.get("a"), metric_a, reduce, claim.get("a_minus"))
+    fill = claim.get("fill_na")
+    a = _per_seed(base, claim.get("a"), metric_a, reduce, claim.get("a_minus"), fill)
     b = None
     if expect != "between":
         b = _per_seed(base, claim.get("b"), claim.get("metric_b", claim.get("metric")), reduce,
-                      claim.get("b_minus"))
+                      claim.get("b_minus"), fill)
     common = a.index.intersection(b.index) if b is not None else a.index
     paired = b is not None and len(common) == len(a) == len(b)
     enough = len(a) >= 2 and (b is None or len(b) >= 2)

@@ -4,7 +4,8 @@ A spec names its ``source`` frame (``metrics``: one row per measurement; ``runs`
 ``where`` filter, ``x``/``y`` and optional ``hue`` (a column, or a list of columns shown
 combined)/``style``/``col``/``row``, and ``kind``: ``line``
 (relplot; the band is the min-max spread over seeds, the line their mean) or ``point`` / ``bar`` / ``box``
-(catplot over runs). Every hue label carries its number of seeds, ``n=``.
+(catplot over runs), or ``heatmap`` (``y`` by ``x`` of the mean ``value``, e.g. unit by step). Every hue
+label carries its number of seeds, ``n=``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import seaborn as sns  # noqa: E402
 
 from normrepro.analysis.frames import select  # noqa: E402
 
-KINDS = ("line", "point", "bar", "box")
+KINDS = ("line", "point", "bar", "box", "heatmap")
 STYLE = {"style": "whitegrid", "context": "paper", "font_scale": 1.1}
 
 
@@ -54,6 +55,8 @@ def make_figure(frame: pd.DataFrame, spec: dict):
     if hue:
         data = data.sort_values(hue, kind="stable")
     sns.set_theme(**STYLE)
+    if kind == "heatmap":
+        return _heatmap(data, spec)
     common = dict(data=data, x=spec["x"], y=spec["y"], hue=hue, col=spec.get("col"), row=spec.get("row"),
                   height=spec.get("height", 3.2), aspect=spec.get("aspect", 1.3),
                   facet_kws={"sharey": spec.get("sharey", True)} if kind == "line" else None)
@@ -74,6 +77,26 @@ def make_figure(frame: pd.DataFrame, spec: dict):
     if spec.get("title"):
         grid.figure.suptitle(spec["title"], y=1.03)
     return grid.figure
+
+
+def _heatmap(data: pd.DataFrame, spec: dict):
+    """``value`` averaged over seeds, ``y`` (e.g. unit) down, ``x`` (e.g. step) across; one panel per ``col``."""
+    col = spec.get("col")
+    panels = sorted(data[col].unique(), key=str) if col else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        part = data if panel is None else data[data[col] == panel]
+        table = part.pivot_table(index=spec["y"], columns=spec["x"], values=spec.get("value", "value"),
+                                 aggfunc="mean")
+        sns.heatmap(table, ax=ax, vmin=spec.get("vmin"), vmax=spec.get("vmax"), cmap=spec.get("cmap", "viridis"),
+                    cbar_kws={"label": spec.get("ylabel", "value")})
+        ax.set_title(f"{col} = {panel}" if panel is not None else "")
+        ax.set_xlabel(spec.get("xlabel", spec["x"]))
+        ax.set_ylabel(spec["y"])
+    if spec.get("title"):
+        fig.suptitle(spec["title"])
+    fig.tight_layout()
+    return fig
 
 
 def save_figure(fig, out_dir, name: str) -> list:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
+import torch
 from torch import nn
 
+from normrepro.errors import ConfigError
 from normrepro.models.common import init_weights
 from normrepro.models.mlp import MLP
 from normrepro.models.resnet import ResNet
@@ -29,7 +31,23 @@ def build_model(model_cfg, norm_cfg, input_shape: tuple[int, ...], num_classes: 
     else:
         raise ValueError(f"unknown model.arch {m.arch!r}; valid: {', '.join(ARCHS)}")
     init_weights(net, m.init, m.init_std)
+    if m.rescale_k != 1.0:
+        rescale(net, m.rescale_layer, m.rescale_k)
     return net
+
+
+@torch.no_grad()
+def rescale(net: nn.Module, layer: int, k: float) -> None:
+    """Seed 000's example: W_l, b_l *= k and W_{l+1} /= k. With a positively homogeneous nonlinearity (ReLU)
+    and k > 0 the network computes the same function, but SGD sees a different parameterization."""
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not isinstance(net, MLP) or not 1 <= layer < len(linears) or k <= 0:
+        raise ConfigError(f"model.rescale_k needs an MLP, 1 <= model.rescale_layer < {len(linears)} and k > 0")
+    first, second = linears[layer - 1], linears[layer]
+    first.weight.mul_(k)
+    if first.bias is not None:
+        first.bias.mul_(k)
+    second.weight.div_(k)
 
 
 def _norm_for(norm_cfg, num_features: int, dims: int) -> nn.Module:
