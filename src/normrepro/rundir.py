@@ -48,8 +48,8 @@ class RunDir:
         """Record this run's config, or check it equals the one already recorded here."""
         if self.config_file.exists():
             old = OmegaConf.to_container(OmegaConf.load(self.config_file))
-            if old != self.config:
-                diff = sorted(_diff_keys(old, self.config))
+            diff = sorted(_diff_keys(old, self.config))
+            if diff:
                 raise RunDirConflict(
                     f"{self.path} holds a run with a different config (keys {', '.join(diff[:6])}); "
                     f"delete that directory or choose another paths.runs")
@@ -79,9 +79,14 @@ class RunDir:
         return json.loads(self.summary_file.read_text(encoding="utf-8"))
 
 
-def _diff_keys(a, b, prefix=""):
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in set(a) | set(b):
-            yield from _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
-    elif a != b:
+def _diff_keys(old, new, prefix=""):
+    """Keys whose values differ. A key only the new config has is a schema addition whose default keeps the
+    old behaviour (the rule for adding options), so runs made before it was added stay valid."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in old:
+            if k in new:
+                yield from _diff_keys(old[k], new[k], f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}"
+    elif old != new:
         yield prefix.rstrip(".")
