@@ -25,12 +25,12 @@ LAUNCH := hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) threads=1
 endif
 
 .PHONY: help venv demo test test-all lint data sync benchmark clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
-	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all
+	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
 
 help:
 	@sed -n 's/^#   //p' Makefile
 	@echo "experiments: $(EXPERIMENTS)"
-	@echo "other targets: venv lint data sync benchmark test-all reproduce-all clean-runs"
+	@echo "other targets: venv lint data sync benchmark test-all reproduce-all report-all clean-runs"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,8 @@ $(addprefix reproduce-,$(EXPERIMENTS)): reproduce-%: $(STAMP)
 	$(PY) -m normrepro.analysis $* --scale $(SCALE) $(ARGS)
 
 reproduce-all: $(addprefix reproduce-,$(EXPERIMENTS))
+
+report-all: $(addprefix report-,$(EXPERIMENTS))
 
 $(addprefix report-,$(EXPERIMENTS)): report-%: $(STAMP)
 	$(PY) -m normrepro.analysis $* --scale $(SCALE) $(ARGS)

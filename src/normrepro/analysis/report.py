@@ -81,9 +81,13 @@ def _fmt_status(statuses: dict) -> str:
     return ", ".join(f"{n} {s}" for s, n in statuses.items()) or "none"
 
 
+README_START, README_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
+
+
 def write_index(results_root: Path) -> Path:
-    """``results/README.md``: every experiment's verdicts in one table."""
-    rows = []
+    """``results/README.md``: every experiment's verdicts in one table; the repository README's verdict
+    block (between its marker comments) gets the per-experiment summary, so its numbers match the files."""
+    rows, summary = [], []
     for verdict_file in sorted(results_root.glob("*/verdicts.csv")):
         exp_id = verdict_file.parent.name
         v = pd.read_csv(verdict_file)
@@ -91,9 +95,25 @@ def write_index(results_root: Path) -> Path:
             rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | - | (no claims: a supporting sweep) | - |")
         for r in v.itertuples():
             rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | {r.id} | {r.text} | **{r.verdict}** |")
+        counts = v["verdict"].value_counts()
+        tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("reproduced", "not reproduced", "inconclusive")
+                          if counts.get(k, 0))
+        summary.append(f"| [`{exp_id}`](results/{exp_id}/REPORT.md) | {len(v)} | {tally or 'no claims (supporting sweep)'} |")
     lines = ["# Results", "", "Produced by `make reproduce-<id>` (never edited by hand); each REPORT.md says "
              "the scale, the git SHA and the compute it took.", "",
              "| experiment | claim | statement | verdict |", "|---|---|---|---|", *rows, ""]
     path = results_root / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
+    readme = results_root.resolve().parent / "README.md"
+    if results_root.resolve().name == "results" and readme.exists():
+        _update_readme(readme, ["| experiment | claims | verdicts |", "|---|---|---|", *summary])
     return path
+
+
+def _update_readme(readme: Path, table: list[str]) -> None:
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return
+    block = "\n".join([README_START, *table, README_END])
+    readme.write_text(text[:start] + block + text[end + len(README_END):], encoding="utf-8")
