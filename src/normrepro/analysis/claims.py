@@ -136,7 +136,7 @@ def evaluate_claim(runs: pd.DataFrame, claim: dict) -> Verdict:
 
 def _expect_text(claim: dict) -> str:
     e, m = claim["expect"], claim.get("margin", 0)
-    return {"greater": f"a - b > {m}", "less": f"a - b < -{m}", "equal": f"|a - b| < {m}",
+    return {"greater": f"a - b > {m}", "less": f"a - b < {-m:g}", "equal": f"|a - b| < {m}",
             "between": f"a in {claim.get('range')}"}[e]
 
 

@@ -13,6 +13,8 @@ SETUP_KEYS = ("data.name", "data.train_limit", "data.order", "data.augment", "mo
               "model.stages", "model.width_mult", "model.depth", "model.activation", "model.placement",
               "model.init", "model.init_std", "norm.kind", "optim.name", "optim.lr", "optim.momentum",
               "optim.schedule.kind", "train.steps", "train.batch_size", "train.eval_every")
+# architecture-specific keys, shown only for their architecture
+ARCH_KEYS = {"model.widths": "mlp", "model.stages": "vgg", "model.width_mult": "vgg", "model.depth": "resnet"}
 
 
 def _fmt(v) -> str:
@@ -39,7 +41,9 @@ def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, fi
     shas = sorted(set(runs.get("git_sha", pd.Series(dtype=str)).dropna()))
     wall = runs["wall_time_s"].sum() if "wall_time_s" in runs else float("nan")
     grid = {c: sorted(map(str, runs[c].dropna().unique())) for c in collected.grid_columns if c in runs}
-    setup = {k: collected.fixed[k] for k in SETUP_KEYS if k in collected.fixed}
+    archs = {str(a) for a in runs.get("model.arch", [collected.fixed.get("model.arch")])}
+    setup = {k: collected.fixed[k] for k in SETUP_KEYS
+             if k in collected.fixed and ARCH_KEYS.get(k, next(iter(archs))) in archs}
     statuses = runs["status"].value_counts().to_dict() if "status" in runs else {}
     lines = [
         f"# `{exp['id']}`",
@@ -54,6 +58,7 @@ def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, fi
         "",
         verdict_table(verdicts) if len(verdicts) else "(no claims evaluated)",
         "",
+        *_censoring_notes(runs),
         "Rule (CLAIMS.md): *reproduced* when the 95% bootstrap interval over seeds lies wholly on the claimed "
         "side, *not reproduced* when it lies wholly outside the claim, *inconclusive* otherwise.",
         "",
@@ -75,6 +80,18 @@ def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, fi
     path = out_dir / "REPORT.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _censoring_notes(runs: pd.DataFrame) -> list[str]:
+    """Say which step counts are lower bounds: runs that never reached a steps_to threshold."""
+    notes = []
+    for col in runs.columns:
+        if col.endswith("_reached"):
+            missed = int((~runs[col].astype(bool)).sum())
+            if missed:
+                notes.append(f"`{col[:-len('_reached')]}`: {missed} of {len(runs)} runs never reached the "
+                             "threshold; their value is the step budget, a lower bound.")
+    return [*notes, ""] if notes else []
 
 
 def _fmt_status(statuses: dict) -> str:
