@@ -90,6 +90,7 @@ class TrainConfig:
     log_every: int = 100  # steps between training loss/accuracy rows (averaged over those steps)
     ckpt_every: int = 5000  # steps between checkpoints; 0 = never
     eval_batch_size: int = 1000  # examples per forward pass at evaluation
+    eval_batch_stats: bool = False  # also evaluate BN with each test batch's own statistics (bn_mode batch)
     eval_train_examples: int = 0  # also evaluate on this many training examples (split train_eval); 0 = off
     progress_every_s: float = 15.0  # seconds between progress lines
 

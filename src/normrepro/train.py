@@ -35,6 +35,9 @@ CONFIG_DIR = os.environ.get("NORMREPRO_CONFIGS", str(Path(__file__).resolve().pa
 def register_resolvers() -> None:
     # An empty override string (a run of the defaults) still needs a directory name.
     OmegaConf.register_new_resolver("dirname", lambda s: s or "default", replace=True)
+    # Budgets in images and linearly scaled learning rates ([GN]'s batch-size sweep): ${idiv:a,b}, ${mul:a,b}
+    OmegaConf.register_new_resolver("idiv", lambda a, b: int(a) // int(b), replace=True)
+    OmegaConf.register_new_resolver("mul", lambda a, b: float(a) * float(b), replace=True)
 
 
 register_configs()

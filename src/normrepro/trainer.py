@@ -15,7 +15,7 @@ from normrepro.data import random_crop_flip
 from normrepro.dynamics import TrainingDynamics
 from normrepro.norms import BATCH_NORM_TYPES
 from normrepro.norms.scale_check import measure_scale_invariance
-from normrepro.probes import ActivationProbe, StuckUnitTracker, grad_norms
+from normrepro.probes import ActivationProbe, StuckUnitTracker, batch_stats_mode, grad_norms
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +52,34 @@ class Trainer:
     def evaluate(self, step: int) -> None:
         was_training = self.model.training
         self.model.eval()  # BN uses its running averages: the network as it would be deployed
-        bn_mode = "population" if self.has_bn else None
-        for split_name in self.eval_splits:
-            split = self.eval_splits[split_name]
-            loss_sum, correct = 0.0, 0
-            for x, y in zip(split.x.split(self.cfg.train.eval_batch_size),
-                            split.y.split(self.cfg.train.eval_batch_size)):
-                logits = self.model(x)
-                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-                correct += (logits.argmax(1) == y).sum().item()
-            n = len(split.y)
-            for metric, value in (("loss", loss_sum / n), ("acc", correct / n)):
-                self.writer.write(step, self._epoch(step), split_name, metric, value, bn_mode=bn_mode)
-                key = f"{split_name}/{metric}"
-                self.last_eval[key] = value
-                better = max if metric == "acc" else min
-                self.best_eval[key] = better(self.best_eval.get(key, value), value)
+        self._evaluate_splits(step, "population" if self.has_bn else None, self.cfg.train.eval_batch_size, "")
+        if self.has_bn and self.cfg.train.eval_batch_stats:
+            # BN normalizing each test batch with its own statistics, batches as large as training's
+            with batch_stats_mode(self.model):
+                self._evaluate_splits(step, "batch", self.cfg.train.batch_size, "_batchstats", shuffle=True)
         self.model.train(was_training)
         if self.probe is not None:
             for row in self.probe.measure(self.model, self.probe_x):
                 self.writer.write(step, self._epoch(step), "probe", **row)
+
+    def _evaluate_splits(self, step: int, bn_mode, batch_size: int, suffix: str, shuffle: bool = False) -> None:
+        for split_name, split in self.eval_splits.items():
+            x_all, y_all = split.x, split.y
+            if shuffle:  # batch statistics need mixed batches (a split may be stored class by class)
+                perm = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(0)).to(y_all.device)
+                x_all, y_all = x_all[perm], y_all[perm]
+            n_used = len(y_all) - len(y_all) % batch_size if shuffle else len(y_all)  # whole batches only
+            loss_sum, correct = 0.0, 0
+            for x, y in zip(x_all[:n_used].split(batch_size), y_all[:n_used].split(batch_size)):
+                logits = self.model(x)
+                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+                correct += (logits.argmax(1) == y).sum().item()
+            for metric, value in (("loss", loss_sum / n_used), ("acc", correct / n_used)):
+                self.writer.write(step, self._epoch(step), split_name, metric, value, bn_mode=bn_mode)
+                key = f"{split_name}/{metric}{suffix}"
+                self.last_eval[key] = value
+                better = max if metric == "acc" else min
+                self.best_eval[key] = better(self.best_eval.get(key, value), value)
 
     # --- training ----------------------------------------------------------------------------------------
     def fit(self, start_step: int) -> dict:
