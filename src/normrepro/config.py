@@ -180,5 +180,9 @@ def validate_config(cfg) -> None:
                 "train.eval_every": cfg.train.eval_every, "train.log_every": cfg.train.log_every,
                 "optim.lr": cfg.optim.lr}
     errors += [f"{key}={value} (must be > 0)" for key, value in positive.items() if not value > 0]
+    if cfg.norm.kind == "in" and cfg.model.arch == "mlp":
+        errors.append("norm.kind=in needs a conv model (an MLP layer has one value per channel and example)")
+    if cfg.model.arch == "resnet" and cfg.model.placement != "before_act":
+        errors.append("model.arch=resnet supports model.placement=before_act only")
     if errors:
         raise ConfigError("invalid config: " + "; ".join(errors))

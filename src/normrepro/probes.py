@@ -172,6 +172,13 @@ class StuckUnitTracker:
             self.zero_counts[i].index_add_(0, self.idx, zero.cpu().int())
         return hook
 
+    def state(self) -> dict:
+        return {"seen": self.seen.clone(), "zero_counts": [c.clone() if c is not None else None
+                                                          for c in self.zero_counts]}
+
+    def load_state(self, state: dict) -> None:
+        self.seen, self.zero_counts = state["seen"], state["zero_counts"]
+
     def result(self) -> dict[str, float]:
         seen = self.seen > 0
         counts = [c[seen] for c in self.zero_counts if c is not None]

@@ -56,10 +56,10 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
     """One training job in ``run_dir``; returns its summary (also written to ``summary.json``)."""
     validate_config(cfg)
     rd = RunDir(run_dir, cfg)
+    rd.claim()  # first: a finished run of another config in this directory is an error, not a result
     if rd.done:
         log.info("[%s] already finished in %s: skipping", label, rd.path)
         return rd.read_summary()
-    rd.claim()
     threads = cfg.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     device = resolve_device(cfg.device)

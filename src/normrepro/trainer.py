@@ -41,6 +41,7 @@ class Trainer:
         self.elapsed_before = 0.0  # wall seconds of earlier attempts of a resumed run
         self.t_start = time.perf_counter()
         self.extra_state: dict = {}  # saved with each checkpoint (e.g. the wandb run id to resume)
+        self.window = _empty_window()
         self.last_eval: dict[str, float] = {}
         self.best_eval: dict[str, float] = {}
 
@@ -68,7 +69,8 @@ class Trainer:
             if shuffle:  # batch statistics need mixed batches (a split may be stored class by class)
                 perm = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(0)).to(y_all.device)
                 x_all, y_all = x_all[perm], y_all[perm]
-            n_used = len(y_all) - len(y_all) % batch_size if shuffle else len(y_all)  # whole batches only
+            # whole batches only (a split smaller than one batch is evaluated as one batch)
+            n_used = len(y_all) - len(y_all) % batch_size if shuffle and len(y_all) >= batch_size else len(y_all)
             loss_sum, correct = 0.0, 0
             for x, y in zip(x_all[:n_used].split(batch_size), y_all[:n_used].split(batch_size)):
                 logits = self.model(x)
@@ -94,9 +96,8 @@ class Trainer:
                     layer = f"a={r['scale']:g}"
                     self.writer.write(0, 0.0, "probe", "bn_scale_output_diff", r["max_abs_output_diff"], layer=layer)
                     self.writer.write(0, 0.0, "probe", "bn_scale_grad_ratio", r["grad_ratio_times_a"], layer=layer)
-        loss_acc = torch.zeros((), dtype=torch.float64)
-        correct_acc = torch.zeros((), dtype=torch.int64)
-        seen, t_log, t_progress = 0, 0.0, time.perf_counter()
+        acc = self.window  # training loss/accuracy since the last log row (checkpointed with the run)
+        t_progress = time.perf_counter()
         step = start_step
         while step < tc.steps:
             t0 = time.perf_counter()
@@ -126,19 +127,19 @@ class Trainer:
             self.schedule.step()
             step += 1
             with torch.no_grad():
-                loss_acc += loss.detach().double()
-                correct_acc += (logits.argmax(1) == y).sum()
-            seen += 1
+                acc["loss"] += loss.detach().double()
+                acc["correct"] += (logits.argmax(1) == y).sum()
+            acc["seen"] += len(y)
+            acc["steps"] += 1
             dt = time.perf_counter() - t0
             self.train_time += dt
-            t_log += dt
+            acc["time"] += dt
             if log_now:
-                self._log_train(step, loss_acc.item() / seen, correct_acc.item() / (seen * len(y)),
-                                seen * len(y) / max(t_log, 1e-9), norms if self.cfg.probes.grad_norms else {})
+                self._log_train(step, acc["loss"].item() / acc["steps"], acc["correct"].item() / acc["seen"],
+                                acc["seen"] / max(acc["time"], 1e-9), norms if self.cfg.probes.grad_norms else {})
                 for row in dynamics_rows:
                     self.writer.write(step, self._epoch(step), "train", **row)
-                loss_acc.zero_(), correct_acc.zero_()
-                seen, t_log = 0, 0.0
+                self.window = acc = _empty_window()
             if step % tc.eval_every == 0 or step == tc.steps:
                 self.evaluate(step)
             if tc.ckpt_every and step % tc.ckpt_every == 0 and step < tc.steps:
@@ -180,7 +181,8 @@ class Trainer:
                 "schedule": self.schedule.state_dict(), "torch_rng": torch.get_rng_state(),
                 "aug_rng": self.aug_gen.get_state(), "train_time": self.train_time,
                 "last_eval": self.last_eval, "best_eval": self.best_eval,
-                "wall_time_s": self.wall_time(), **self.extra_state}
+                "wall_time_s": self.wall_time(), "window": self.window,
+                "stuck": self.stuck.state() if self.stuck is not None else None, **self.extra_state}
 
     def wall_time(self) -> float:
         """Seconds this run has taken, over all its attempts."""
@@ -198,7 +200,15 @@ class Trainer:
         self.train_time = ckpt["train_time"]
         self.last_eval, self.best_eval = ckpt["last_eval"], ckpt["best_eval"]
         self.elapsed_before = ckpt["wall_time_s"]
+        self.window = ckpt["window"]
+        if self.stuck is not None:
+            self.stuck.load_state(ckpt["stuck"])
         return ckpt["step"]
+
+
+def _empty_window() -> dict:
+    return {"loss": torch.zeros((), dtype=torch.float64), "correct": torch.zeros((), dtype=torch.int64),
+            "seen": 0, "steps": 0, "time": 0.0}
 
 
 def _hms(seconds: float) -> str:
