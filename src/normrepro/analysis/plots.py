@@ -66,6 +66,8 @@ def make_figure(frame: pd.DataFrame, spec: dict):
     else:
         common.pop("facet_kws")
         extra = {} if kind == "box" else {"errorbar": ("pi", 100)}
+        if kind == "point":  # categories on x: no connecting lines; arms side by side
+            extra.update(linestyle="none", dodge=0.4 if hue else False)
         grid = sns.catplot(kind=kind, sharey=spec.get("sharey", True), **extra, **common)
     if spec.get("logx"):
         grid.set(xscale="log")
