@@ -59,7 +59,8 @@ def make_figure(frame: pd.DataFrame, spec: dict):
         return _heatmap(data, spec)
     common = dict(data=data, x=spec["x"], y=spec["y"], hue=hue, col=spec.get("col"), row=spec.get("row"),
                   height=spec.get("height", 3.2), aspect=spec.get("aspect", 1.3),
-                  facet_kws={"sharey": spec.get("sharey", True)} if kind == "line" else None)
+                  facet_kws={"sharey": spec.get("sharey", True), "sharex": spec.get("sharex", True)}
+                  if kind == "line" else None)
     if kind == "line":
         grid = sns.relplot(kind="line", style=spec.get("style"), estimator="mean", errorbar=("pi", 100),
                            **common)
