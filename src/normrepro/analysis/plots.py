@@ -91,6 +91,7 @@ def _heatmap(data: pd.DataFrame, spec: dict):
         part = data if panel is None else data[data[col] == panel]
         table = part.pivot_table(index=spec["y"], columns=spec["x"], values=spec.get("value", "value"),
                                  aggfunc="mean")
+        table.index = [int(i) if float(i).is_integer() else i for i in table.index]  # units read back as floats
         sns.heatmap(table, ax=ax, vmin=spec.get("vmin"), vmax=spec.get("vmax"), cmap=spec.get("cmap", "viridis"),
                     cbar_kws={"label": spec.get("ylabel", "value")})
         ax.set_title(f"{col} = {panel}" if panel is not None else "")

@@ -25,13 +25,18 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _cell(text) -> str:
+    """Table-safe text: a '|' inside a cell (as in |skew|) would split it."""
+    return str(text).replace("|", "\\|")
+
+
 def verdict_table(verdicts: pd.DataFrame) -> str:
     lines = ["| claim | expected | a | b | effect a-b [95% CI] | n (a/b) | paper | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for v in verdicts.itertuples():
         ci = f"{_fmt(v.effect)} [{_fmt(v.lo)}, {_fmt(v.hi)}]"
-        lines.append(f"| **{v.id}**: {v.text} (`{v.metric}`) | {v.expect} | {_fmt(v.a)} | {_fmt(v.b)} | {ci} | "
-                     f"{v.n_a}/{v.n_b} | {v.paper or '-'} | **{v.verdict}** |")
+        lines.append(f"| **{v.id}**: {_cell(v.text)} (`{v.metric}`) | {_cell(v.expect)} | {_fmt(v.a)} | "
+                     f"{_fmt(v.b)} | {ci} | {v.n_a}/{v.n_b} | {_cell(v.paper or '-')} | **{v.verdict}** |")
     return "\n".join(lines)
 
 
@@ -111,7 +116,7 @@ def write_index(results_root: Path) -> Path:
         if v.empty:
             rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | - | (no claims: a supporting sweep) | - |")
         for r in v.itertuples():
-            rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | {r.id} | {r.text} | **{r.verdict}** |")
+            rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | {r.id} | {_cell(r.text)} | **{r.verdict}** |")
         counts = v["verdict"].value_counts()
         tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("reproduced", "not reproduced", "inconclusive")
                           if counts.get(k, 0))
