@@ -287,6 +287,14 @@ def test_point_figure_from_runs_and_combined_hue():
     assert sorted(legend_texts(fig)) == ["bn / before_act (n=2)", "none / before_act (n=3)"]
 
 
+def test_point_figure_with_a_single_hue_level():
+    # seaborn divides the dodge width by (levels - 1): one level must not crash (ln_vs_bn's BN-only plot)
+    runs = curves().query("step == 12 and `norm.kind` == 'bn'")
+    fig = make_figure(runs, {"name": "final", "kind": "point", "source": "runs", "x": "model.placement",
+                             "y": "value", "hue": "norm.kind"})
+    assert legend_texts(fig) == ["bn (n=2)"]
+
+
 def test_figure_raises_when_the_filter_selects_nothing():
     with pytest.raises(ValueError, match="no rows match"):
         make_figure(curves(), {"name": "empty", "where": {"split": "val"}, "x": "step", "y": "value"})

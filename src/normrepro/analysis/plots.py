@@ -68,7 +68,7 @@ def make_figure(frame: pd.DataFrame, spec: dict):
         common.pop("facet_kws")
         extra = {} if kind == "box" else {"errorbar": ("pi", 100)}
         if kind == "point":  # categories on x: no connecting lines; arms side by side
-            extra.update(linestyle="none", dodge=0.4 if hue else False)
+            extra.update(linestyle="none", dodge=0.4 if hue and data[hue].nunique() > 1 else False)
         grid = sns.catplot(kind=kind, sharey=spec.get("sharey", True), **extra, **common)
     if spec.get("logx"):
         grid.set(xscale="log")
