@@ -37,11 +37,11 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def collect(jobs: list[Job]) -> Collected:
+    planned = [flatten(result_config(j.cfg)) for j in jobs]  # every job's config leaves, done or not
     configs, summaries, frames = [], [], []
-    for job in jobs:
+    for job, leaves in zip(jobs, planned):
         if not job.done:
             continue
-        leaves = flatten(result_config(job.cfg))
         summary = json.loads((job.run_dir / "summary.json").read_text())
         configs.append(leaves)
         summaries.append(summary)
@@ -49,8 +49,7 @@ def collect(jobs: list[Job]) -> Collected:
         frame["run"] = job.run_dir.name
         frames.append(frame)
     print(f"jobs_done={len(configs)}/{len(jobs)}")
-    all_leaves = flatten(result_config(jobs[0].cfg)) if jobs else {}
-    planned = [flatten(result_config(j.cfg)) for j in jobs]
+    all_leaves = planned[0] if planned else {}
     grid = [k for k in all_leaves if len({str(p.get(k)) for p in planned}) > 1]
     if "seed" not in grid:
         grid.append("seed")
