@@ -58,6 +58,8 @@ class NormConfig:
     momentum_pytorch: float = 0.1
     groups: int = 32  # gn: number of groups (capped by the channel count)
     affine: bool = True  # learn gamma and beta
+    ghost_batch: int = 0  # examples per BN normalization group inside an SGD batch ([WJ]); 0 = the whole batch
+    momentum_slow: float | None = None  # bn: also keep a running average with this momentum (eval: bn_mode ema_slow)
 
 
 @dataclass
@@ -92,6 +94,11 @@ class TrainConfig:
     eval_batch_size: int = 1000  # examples per forward pass at evaluation
     eval_batch_stats: bool = False  # also evaluate BN with each test batch's own statistics (bn_mode batch)
     eval_train_examples: int = 0  # also evaluate on this many training examples (split train_eval); 0 = off
+    # At the final evaluation only (test split), BN's other test-time statistics ([WJ] Sec. 3):
+    bn_eval_precise: list[int] = field(default_factory=list)  # examples: precise population statistics
+    #   recomputed on this many training images (bn_mode precise@N; metric suffix _preciseN)
+    bn_eval_test_batches: list[int] = field(default_factory=list)  # examples per test batch: normalize with
+    #   each whole test batch's own statistics (bn_mode batch@n; metric suffix _batchN)
     progress_every_s: float = 15.0  # seconds between progress lines
 
 
@@ -184,5 +191,14 @@ def validate_config(cfg) -> None:
         errors.append("norm.kind=in needs a conv model (an MLP layer has one value per channel and example)")
     if cfg.model.arch == "resnet" and cfg.model.placement != "before_act":
         errors.append("model.arch=resnet supports model.placement=before_act only")
+    nc = cfg.norm
+    if (nc.ghost_batch or nc.momentum_slow is not None) and nc.kind != "bn":
+        errors.append(f"norm.ghost_batch / norm.momentum_slow need norm.kind=bn (got {nc.kind})")
+    if nc.ghost_batch < 0 or (nc.ghost_batch and cfg.train.batch_size % nc.ghost_batch):
+        errors.append(f"norm.ghost_batch={nc.ghost_batch} must be >= 0 and divide train.batch_size="
+                      f"{cfg.train.batch_size}")
+    bad = [n for n in [*cfg.train.bn_eval_precise, *cfg.train.bn_eval_test_batches] if n < 1]
+    if bad:
+        errors.append(f"train.bn_eval_precise / train.bn_eval_test_batches need sizes >= 1, got {bad}")
     if errors:
         raise ConfigError("invalid config: " + "; ".join(errors))

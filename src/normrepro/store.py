@@ -49,7 +49,11 @@ METRICS = {
 
 REQUIRED = ("step", "epoch", "split", "metric", "value")
 OPTIONAL = ("layer", "unit", "bn_mode")
-BN_MODES = ("batch", "population", "precise")
+# What BN normalized with at evaluation: its running averages (population), the slow second average
+# (ema_slow), precise population statistics over N training images (precise@N), or the test batch's own
+# statistics (batch: batches as in training; batch@n: whole test batches of n).
+BN_MODES = ("batch", "population", "precise", "ema_slow")
+SIZED_BN_MODES = ("precise", "batch")  # may carry "@<examples>"
 
 
 class SchemaError(ValueError):
@@ -67,9 +71,16 @@ def validate_row(row: dict) -> dict:
         raise SchemaError(f"unknown split {row['split']!r}; valid: {', '.join(SPLITS)}")
     if row["metric"] not in METRICS:
         raise SchemaError(f"unknown metric {row['metric']!r}; valid: {', '.join(METRICS)}")
-    if "bn_mode" in row and row["bn_mode"] not in BN_MODES:
+    if "bn_mode" in row and not _valid_bn_mode(row["bn_mode"]):
         raise SchemaError(f"unknown bn_mode {row['bn_mode']!r}; valid: {', '.join(BN_MODES)}")
     return row
+
+
+def _valid_bn_mode(mode: str) -> bool:
+    base, at, size = str(mode).partition("@")
+    if not at:
+        return base in BN_MODES
+    return base in SIZED_BN_MODES and size.isdigit() and int(size) > 0
 
 
 class MetricsWriter:

@@ -14,6 +14,8 @@ from torch import nn
 from normrepro.data import random_crop_flip
 from normrepro.dynamics import TrainingDynamics
 from normrepro.norms import BATCH_NORM_TYPES
+from normrepro.norms.ghost_bn import slow_average_swapped
+from normrepro.norms.precise_stats import population_statistics, precise_statistics, whole_batch_statistics
 from normrepro.norms.scale_check import measure_scale_invariance
 from normrepro.probes import ActivationProbe, StuckUnitTracker, batch_stats_mode, grad_norms
 
@@ -63,8 +65,39 @@ class Trainer:
             for row in self.probe.measure(self.model, self.probe_x):
                 self.writer.write(step, self._epoch(step), "probe", **row)
 
-    def _evaluate_splits(self, step: int, bn_mode, batch_size: int, suffix: str, shuffle: bool = False) -> None:
-        for split_name, split in self.eval_splits.items():
+    @torch.no_grad()
+    def evaluate_bn_statistics(self, step: int) -> None:
+        """BN's other test-time statistics on the test split, after training ([WJ] Sec. 3): the slow running
+        average, precise population statistics over N training images, whole test batches' own statistics."""
+        tc, test = self.cfg.train, {"test": self.eval_splits["test"]}
+        if not self.has_bn:
+            return
+        self.model.eval()
+        if self.cfg.norm.momentum_slow is not None:
+            with slow_average_swapped(self.model):
+                self._evaluate_splits(step, "ema_slow", tc.eval_batch_size, "_emaslow", splits=test)
+        for n in tc.bn_eval_precise:
+            x = self._precise_images(n)
+            with population_statistics(precise_statistics(self.model, x, tc.batch_size)):
+                self._evaluate_splits(step, f"precise@{n}", tc.eval_batch_size, f"_precise{n}", splits=test)
+        for b in tc.bn_eval_test_batches:
+            with whole_batch_statistics(self.model):
+                self._evaluate_splits(step, f"batch@{b}", b, f"_batch{b}", shuffle=True, splits=test)
+        self.model.train()
+
+    def _precise_images(self, n: int) -> torch.Tensor:
+        """A fixed random subset of n training images, augmented as in training (the statistics BN saw)."""
+        train = self.splits.train.x
+        if n > len(train):
+            log.warning("[%s] train.bn_eval_precise asks for %d images; the training set has %d: using all",
+                        self.label, n, len(train))
+        gen = torch.Generator().manual_seed(0)
+        x = train.index_select(0, torch.randperm(len(train), generator=gen)[:n].to(train.device))
+        return random_crop_flip(x, torch.Generator(device=x.device).manual_seed(1)) if self.cfg.data.augment else x
+
+    def _evaluate_splits(self, step: int, bn_mode, batch_size: int, suffix: str, shuffle: bool = False,
+                         splits: dict | None = None) -> None:
+        for split_name, split in (splits or self.eval_splits).items():
             x_all, y_all = split.x, split.y
             if shuffle:  # batch statistics need mixed batches (a split may be stored class by class)
                 perm = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(0)).to(y_all.device)
@@ -147,6 +180,9 @@ class Trainer:
             if time.perf_counter() - t_progress >= tc.progress_every_s or step == tc.steps:
                 self._progress(step)
                 t_progress = time.perf_counter()
+        if self.cfg.train.bn_eval_precise or self.cfg.train.bn_eval_test_batches or \
+                self.cfg.norm.momentum_slow is not None:
+            self.evaluate_bn_statistics(step)
         if self.stuck is not None:
             for metric, value in self.stuck.result().items():
                 self.writer.write(step, self._epoch(step), "train", metric, value)

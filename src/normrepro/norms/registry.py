@@ -2,7 +2,8 @@
 
 Kinds (torch.nn implementations; the statistics each normalizes over, for an input of shape (N, C, ...)):
 - ``bn``  Batch Normalization, Ioffe & Szegedy 2015, Alg. 1: per channel over (N, H, W); running averages
-  at test time.
+  at test time. With ``ghost_batch`` > 0 or a ``momentum_slow`` it is ``GhostBatchNorm`` (``ghost_bn.py``):
+  per channel over groups of ``ghost_batch`` examples ([WJ] Sec. 4), optionally with a second running average.
 - ``ln``  Layer Normalization, Ba et al. 2016, Eq. 4: per example over (C, H, W); a per-channel gain and bias.
 - ``gn``  Group Normalization, Wu & He 2018, Eq. 1-3: per example over (C/G, H, W) for each of G groups.
 - ``in``  Instance Normalization (Ulyanov et al. 2016), = GN with one channel per group; images only.
@@ -18,6 +19,7 @@ from __future__ import annotations
 from torch import nn
 
 from normrepro.norms.detached_bn import DetachedBatchNorm
+from normrepro.norms.ghost_bn import GhostBatchNorm
 from normrepro.norms.manual_bn import ManualBatchNorm
 
 NORM_KINDS = ("none", "bn", "ln", "gn", "in", "bn_manual", "bn_detached")
@@ -32,16 +34,24 @@ def make_norm(
     momentum_pytorch: float = 0.1,
     groups: int = 32,
     affine: bool = True,
+    ghost_batch: int = 0,
+    momentum_slow: float | None = None,
 ) -> nn.Module:
     """Build the normalization for ``num_features`` channels of a ``dims``-D feature map.
 
     ``dims`` is 0 for a fully connected layer's (N, C) output and 2 for a conv layer's (N, C, H, W).
     ``momentum_pytorch`` is PyTorch's convention: the weight of the new batch in the running average.
+    ``ghost_batch`` (examples per normalization group, 0 = whole batch) and ``momentum_slow`` apply to ``bn``.
     """
     if dims not in (0, 2):
         raise ValueError(f"dims must be 0 (N, C) or 2 (N, C, H, W), got {dims}")
     if kind == "none":
         return nn.Identity()
+    if (ghost_batch or momentum_slow is not None) and kind != "bn":
+        raise ValueError(f"ghost_batch / momentum_slow apply to norm kind 'bn' only, not {kind!r}")
+    if kind == "bn" and (ghost_batch or momentum_slow is not None):
+        return GhostBatchNorm(num_features, dims, ghost_batch, momentum_slow, eps=eps,
+                              momentum_pytorch=momentum_pytorch, affine=affine)
     if kind == "bn":
         cls = nn.BatchNorm1d if dims == 0 else nn.BatchNorm2d
         return cls(num_features, eps=eps, momentum=momentum_pytorch, affine=affine)

@@ -1,0 +1,105 @@
+"""Test-time statistics of BN other than the running averages: precise population statistics and the
+statistics of the test batch itself.
+
+Precise statistics ("PreciseBN", [WJ] Wu & Johnson 2021, Sec. 3.2): freeze the weights, run training images
+through the network *in training mode* (every BN layer normalizing with the statistics of its normalization
+batch, so each layer sees the inputs it saw during training) and average each layer's per-batch statistics
+with equal weights:
+
+    mu  = 1/K sum_k mu_k,        sigma^2 = 1/K sum_k (sigma_k^2 + mu_k^2) - mu^2
+
+which is the population mean and (biased) variance of the layer's inputs over those K batches, with none of
+the exponential average's lag behind the weights. Batches are as large as the training batch and ghost-batch
+layers normalize over their groups, as in training.
+
+Batch statistics at test time (:func:`whole_batch_statistics`): BN normalizes each test batch with that
+batch's own statistics (the ``batch_stats_mode`` of ``probes.py``) over the *whole* test batch, whatever the
+training normalization batch was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from normrepro.norms import BATCH_NORM_TYPES
+from normrepro.norms.ghost_bn import GhostBatchNorm
+from normrepro.probes import batch_stats_mode
+
+
+def _bn_layers(model: nn.Module) -> list[nn.Module]:
+    layers = [m for m in model.modules() if isinstance(m, BATCH_NORM_TYPES)]
+    if not layers:
+        raise ValueError("the model has no BatchNorm layer")
+    return layers
+
+
+def _group(m: nn.Module, n: int) -> int:
+    return m.group_size(n) if isinstance(m, GhostBatchNorm) else n
+
+
+@torch.no_grad()
+def precise_statistics(model: nn.Module, x: torch.Tensor, batch_size: int) -> dict[nn.Module, tuple]:
+    """Population (mean, biased variance) of every BN layer's input over ``x``, in batches of ``batch_size``
+    (a trailing partial batch is dropped: every normalization batch has the training size)."""
+    layers = _bn_layers(model)
+    sums: dict[nn.Module, list] = {m: [0.0, 0.0, 0] for m in layers}
+
+    def record(module, inputs):
+        z = inputs[0].double()
+        g = _group(module, z.shape[0])
+        groups = z.reshape(z.shape[0] // g, g, *z.shape[1:]).transpose(1, 2)  # (groups, C, g, ...)
+        flat = groups.reshape(groups.shape[0], groups.shape[1], -1)
+        s = sums[module]
+        s[0] = s[0] + flat.mean(-1).sum(0)  # sum over groups of each group's mean
+        s[1] = s[1] + (flat * flat).mean(-1).sum(0)  # ... and of its mean square
+        s[2] += flat.shape[0]
+
+    handles = [m.register_forward_pre_hook(record) for m in layers]
+    try:
+        with batch_stats_mode(model):
+            n_used = len(x) - len(x) % batch_size
+            if n_used == 0:
+                raise ValueError(f"need at least one batch of {batch_size} examples, got {len(x)}")
+            for batch in x[:n_used].split(batch_size):
+                model(batch)
+    finally:
+        for h in handles:
+            h.remove()
+    out = {}
+    for m, (s_mean, s_sq, k) in sums.items():
+        mean = s_mean / k
+        out[m] = (mean, (s_sq / k - mean * mean).clamp_min(0.0))
+    return out
+
+
+@contextlib.contextmanager
+def population_statistics(stats: dict[nn.Module, tuple]):
+    """Temporarily make every BN layer's running statistics ``stats[layer]`` (eval mode then uses them)."""
+    saved = {m: (m.running_mean.clone(), m.running_var.clone()) for m in stats}
+    try:
+        for m, (mean, var) in stats.items():
+            m.running_mean.copy_(mean.to(m.running_mean.dtype))
+            m.running_var.copy_(var.to(m.running_var.dtype))
+        yield
+    finally:
+        for m, (mean, var) in saved.items():
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+
+
+@contextlib.contextmanager
+def whole_batch_statistics(model: nn.Module):
+    """BN normalizes each forward batch with that whole batch's statistics (ghost groups switched off),
+    running averages untouched."""
+    ghosts = [(m, m.ghost_batch) for m in model.modules() if isinstance(m, GhostBatchNorm)]
+    try:
+        for m, _ in ghosts:
+            m.ghost_batch = 0
+        with batch_stats_mode(model):
+            yield model
+    finally:
+        for m, g in ghosts:
+            m.ghost_batch = g
