@@ -18,11 +18,10 @@ EXPERIMENTS := $(basename $(notdir $(filter-out configs/experiment/none.yaml,$(w
 
 # Parallel sweeps: Hydra's joblib launcher, one torch thread per job (two 1-thread jobs beat one 2-thread job
 # here, shared STACK.md). JOBS=1 runs the jobs one after another with all cores each.
-ifeq ($(JOBS),1)
-LAUNCH := threads=0
-else
-LAUNCH := hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) threads=1
-endif
+LAUNCH = $(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) threads=1)
+
+# syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
+reproduce-syncbn: LAUNCH = threads=1
 
 .PHONY: help venv demo test test-all lint data sync benchmark clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all

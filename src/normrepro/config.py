@@ -59,6 +59,7 @@ class NormConfig:
     groups: int = 32  # gn: number of groups (capped by the channel count)
     affine: bool = True  # learn gamma and beta
     ghost_batch: int = 0  # examples per BN normalization group inside an SGD batch ([WJ]); 0 = the whole batch
+    sync_impl: str = "manual"  # syncbn: manual (norms/sync_bn.py, any backend) | torch (nn.SyncBatchNorm, CUDA)
     momentum_slow: float | None = None  # bn: also keep a running average with this momentum (eval: bn_mode ema_slow)
 
 
@@ -115,6 +116,12 @@ class ProbeConfig:
 
 
 @dataclass
+class DistConfig:
+    nproc: int = 1  # processes of a data-parallel job; > 1: the job launches itself with torchrun
+    backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | gloo | nccl
+
+
+@dataclass
 class LoggerConfig:
     use_wandb: bool = False  # mirror every metric row to wandb (offline unless WANDB_MODE says otherwise)
     project: str = "normrepro"
@@ -145,6 +152,7 @@ class Config:
     norm: NormConfig = field(default_factory=NormConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     probes: ProbeConfig = field(default_factory=ProbeConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
@@ -171,6 +179,7 @@ def validate_config(cfg) -> None:
     from normrepro.models import ARCHS
     from normrepro.models.common import ACTIVATIONS, INITS, PLACEMENTS
     from normrepro.norms import NORM_KINDS
+    from normrepro.norms.registry import SYNC_IMPLS
     from normrepro.optim import OPTIMIZERS, SCHEDULES
 
     choices = {
@@ -180,6 +189,7 @@ def validate_config(cfg) -> None:
         "norm.kind": (cfg.norm.kind, NORM_KINDS), "optim.name": (cfg.optim.name, OPTIMIZERS),
         "optim.schedule.kind": (cfg.optim.schedule.kind, SCHEDULES),
         "scale.name": (cfg.scale.name, ("smoke", "cpu", "full")),
+        "norm.sync_impl": (cfg.norm.sync_impl, SYNC_IMPLS), "dist.backend": (cfg.dist.backend, ("auto", "gloo", "nccl")),
     }
     errors = [f"{key}={value!r} (valid: {', '.join(valid)})" for key, (value, valid) in choices.items()
               if value not in valid]
@@ -197,6 +207,12 @@ def validate_config(cfg) -> None:
     if nc.ghost_batch < 0 or (nc.ghost_batch and cfg.train.batch_size % nc.ghost_batch):
         errors.append(f"norm.ghost_batch={nc.ghost_batch} must be >= 0 and divide train.batch_size="
                       f"{cfg.train.batch_size}")
+    if cfg.dist.nproc < 1 or cfg.train.batch_size % cfg.dist.nproc:
+        errors.append(f"dist.nproc={cfg.dist.nproc} must be >= 1 and divide train.batch_size={cfg.train.batch_size} "
+                      "(the global batch)")
+    if nc.kind == "syncbn" and nc.sync_impl == "torch" and not str(cfg.device).startswith(("cuda", "auto")):
+        errors.append("norm.sync_impl=torch needs device=cuda (torch.nn.SyncBatchNorm refuses CPU tensors); "
+                      "use norm.sync_impl=manual")
     bad = [n for n in [*cfg.train.bn_eval_precise, *cfg.train.bn_eval_test_batches] if n < 1]
     if bad:
         errors.append(f"train.bn_eval_precise / train.bn_eval_test_batches need sizes >= 1, got {bad}")

@@ -16,7 +16,9 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel
 
+from normrepro import distributed
 from normrepro.config import register_configs, validate_config
 from normrepro.data import BatchSchedule, DatasetNotFound, load_splits
 from normrepro.errors import UserError
@@ -53,37 +55,56 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
-    """One training job in ``run_dir``; returns its summary (also written to ``summary.json``)."""
+    """One training job in ``run_dir``; returns its summary (also written to ``summary.json``).
+
+    With ``dist.nproc`` > 1 the job runs as that many processes (``distributed.py``); this call then launches
+    them with torchrun, or is one of them when already inside their process group."""
     validate_config(cfg)
+    ctx = distributed.current()
+    main_rank = ctx is None or ctx.is_main
     rd = RunDir(run_dir, cfg)
-    rd.claim()  # first: a finished run of another config in this directory is an error, not a result
+    if main_rank:
+        rd.claim()  # first: a finished run of another config in this directory is an error, not a result
     if rd.done:
         log.info("[%s] already finished in %s: skipping", label, rd.path)
         return rd.read_summary()
-    threads = cfg.threads or os.cpu_count() or 1
+    if cfg.dist.nproc > 1 and ctx is None:
+        distributed.launch(cfg, rd.path, label)
+        return rd.read_summary()
+    if ctx is not None and ctx.world != cfg.dist.nproc:
+        raise UserError(f"dist.nproc={cfg.dist.nproc} but the process group has {ctx.world} processes")
+    world = ctx.world if ctx else 1
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
     torch.set_num_threads(threads)
     device = resolve_device(cfg.device)
+    if ctx is not None and device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
     d = cfg.data
     splits = load_splits(d.name, d.root, d.cache_dir, d.val_size, d.split_seed, d.train_limit, d.eval_limit,
                          d.standardize, device=str(device))
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = build_model(cfg.model, cfg.norm, splits.input_shape, splits.num_classes).to(device)
+    # DDP averages the gradients across processes (and broadcasts rank 0's BN buffers at each forward)
+    train_model = model if ctx is None else DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     schedule = build_schedule(optimizer, cfg.optim.schedule, cfg.train.steps)
     batches = BatchSchedule(splits.train.y, cfg.train.batch_size, d.order, derive_seed(cfg.seed, "order"))
     torch.manual_seed(derive_seed(cfg.seed, "dropout"))  # the global stream now drives dropout only
 
     ckpt = rd.load_checkpoint()
-    truncate_after(rd.metrics_file, ckpt["step"] if ckpt else -1)  # drop rows logged after the checkpoint
     mirrors = []
-    if cfg.logger.use_wandb:
-        from normrepro.wandb_mirror import WandbMirror
-        mirrors.append(WandbMirror(rd.path, label, cfg.experiment_id, OmegaConf.to_container(cfg, resolve=True),
-                                   cfg.logger.project, cfg.logger.entity, cfg.logger.mode,
-                                   resume_id=ckpt.get("wandb_id") if ckpt else None))
-    writer = MetricsWriter(rd.metrics_file, mirrors)
+    if main_rank:
+        truncate_after(rd.metrics_file, ckpt["step"] if ckpt else -1)  # drop rows logged after the checkpoint
+        if cfg.logger.use_wandb:
+            from normrepro.wandb_mirror import WandbMirror
+            mirrors.append(WandbMirror(rd.path, label, cfg.experiment_id,
+                                       OmegaConf.to_container(cfg, resolve=True), cfg.logger.project,
+                                       cfg.logger.entity, cfg.logger.mode,
+                                       resume_id=ckpt.get("wandb_id") if ckpt else None))
+    writer = MetricsWriter(rd.metrics_file if main_rank else os.devnull, mirrors)
     trainer = Trainer(cfg, model, optimizer, schedule, splits, batches, generator(cfg.seed, "augment", str(device)),
-                      writer, rd, label)
+                      writer, rd, label, train_model=train_model, dist=ctx)
     start = 0
     if ckpt:
         start = trainer.restore(ckpt)
@@ -101,6 +122,7 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
             "samples_per_s": round(cfg.train.steps * cfg.train.batch_size / max(trainer.train_time, 1e-9), 1)
             if outcome["status"] == "done" else None,
             "params": sum(p.numel() for p in model.parameters()),
+            "processes": world,
             "final": trainer.last_eval, "best": trainer.best_eval,
             **environment(device, threads),
         }
@@ -108,9 +130,12 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
             mirror.summary({"status": summary["status"], **summary["final"]})
     finally:
         writer.close()
-    rd.finish(summary)
-    log.info("[%s] %s in %.1f s: %s", label, summary["status"], summary["wall_time_s"],
-             ", ".join(f"{k} {v:.4f}" for k, v in summary["final"].items()))
+    if main_rank:
+        rd.finish(summary)
+        log.info("[%s] %s in %.1f s: %s", label, summary["status"], summary["wall_time_s"],
+                 ", ".join(f"{k} {v:.4f}" for k, v in summary["final"].items()))
+    if ctx is not None:
+        torch.distributed.barrier()  # the launcher reads the summary once every rank is done
     return summary
 
 

@@ -23,8 +23,14 @@ log = logging.getLogger(__name__)
 
 
 class Trainer:
-    def __init__(self, cfg, model, optimizer, schedule, splits, batches, aug_gen, writer, run_dir, label):
+    def __init__(self, cfg, model, optimizer, schedule, splits, batches, aug_gen, writer, run_dir, label,
+                 train_model=None, dist=None):
+        """``train_model`` is what the training steps call (``model`` wrapped in DDP in a data-parallel job,
+        whose rank-0 process alone evaluates, logs and checkpoints: ``dist``, a ``DistContext``)."""
         self.cfg, self.model, self.optimizer, self.schedule = cfg, model, optimizer, schedule
+        self.train_model = train_model if train_model is not None else model
+        self.dist = dist
+        self.is_main = dist is None or dist.is_main
         self.splits, self.batches, self.aug_gen = splits, batches, aug_gen
         self.writer, self.run_dir, self.label = writer, run_dir, label
         self.has_bn = any(isinstance(m, BATCH_NORM_TYPES) for m in model.modules())
@@ -53,6 +59,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, step: int) -> None:
+        if not self.is_main:
+            return
         was_training = self.model.training
         self.model.eval()  # BN uses its running averages: the network as it would be deployed
         self._evaluate_splits(step, "population" if self.has_bn else None, self.cfg.train.eval_batch_size, "")
@@ -70,7 +78,7 @@ class Trainer:
         """BN's other test-time statistics on the test split, after training ([WJ] Sec. 3): the slow running
         average, precise population statistics over N training images, whole test batches' own statistics."""
         tc, test = self.cfg.train, {"test": self.eval_splits["test"]}
-        if not self.has_bn:
+        if not self.has_bn or not self.is_main:
             return
         self.model.eval()
         if self.cfg.norm.momentum_slow is not None:
@@ -138,15 +146,19 @@ class Trainer:
             x, y = train.x.index_select(0, idx), train.y.index_select(0, idx)  # faster than x[idx] here
             if self.cfg.data.augment:
                 x = random_crop_flip(x, self.aug_gen)
+            if self.dist is not None:  # this rank's slice of the global batch (augmented as a whole)
+                x, y = self.dist.shard(x), self.dist.shard(y)
             if self.stuck is not None:
                 self.stuck.before_step(step, idx)
             log_now = (step + 1) % tc.log_every == 0 or step + 1 == tc.steps
             if log_now and self.dynamics is not None:
                 self.dynamics.arm()
-            logits = self.model(x)
+            logits = self.train_model(x)
             loss = F.cross_entropy(logits, y)
-            if not math.isfinite(loss.item()):
-                return self._diverged(step + 1, loss.item())
+            finite, loss_value = self.dist.all_finite(loss) if self.dist is not None else \
+                (math.isfinite(loss.item()), loss.item())
+            if not finite:
+                return self._diverged(step + 1, loss_value)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if log_now and self.cfg.probes.grad_norms:
@@ -175,9 +187,9 @@ class Trainer:
                 self.window = acc = _empty_window()
             if step % tc.eval_every == 0 or step == tc.steps:
                 self.evaluate(step)
-            if tc.ckpt_every and step % tc.ckpt_every == 0 and step < tc.steps:
+            if tc.ckpt_every and step % tc.ckpt_every == 0 and step < tc.steps and self.is_main:
                 self.save(step)
-            if time.perf_counter() - t_progress >= tc.progress_every_s or step == tc.steps:
+            if self.is_main and (time.perf_counter() - t_progress >= tc.progress_every_s or step == tc.steps):
                 self._progress(step)
                 t_progress = time.perf_counter()
         if self.cfg.train.bn_eval_precise or self.cfg.train.bn_eval_test_batches or \

@@ -11,6 +11,9 @@ Kinds (torch.nn implementations; the statistics each normalizes over, for an inp
   same statistics, running averages and state dict as ``bn``.
 - ``bn_detached`` BN whose gradient treats the batch mean/variance as constants, the ablation of [BN] Sec. 2
   (``detached_bn.py``); forward identical to ``bn``.
+- ``syncbn`` BN whose training statistics span every process of a data-parallel job (``sync_bn.py``, one
+  all-reduce forward and one backward); plain BN in a single process. ``sync_impl: torch`` hands out
+  ``torch.nn.SyncBatchNorm`` instead (CUDA only).
 - ``none`` identity.
 """
 
@@ -21,8 +24,10 @@ from torch import nn
 from normrepro.norms.detached_bn import DetachedBatchNorm
 from normrepro.norms.ghost_bn import GhostBatchNorm
 from normrepro.norms.manual_bn import ManualBatchNorm
+from normrepro.norms.sync_bn import SyncBatchNorm
 
-NORM_KINDS = ("none", "bn", "ln", "gn", "in", "bn_manual", "bn_detached")
+NORM_KINDS = ("none", "bn", "ln", "gn", "in", "bn_manual", "bn_detached", "syncbn")
+SYNC_IMPLS = ("manual", "torch")
 
 
 def make_norm(
@@ -36,6 +41,7 @@ def make_norm(
     affine: bool = True,
     ghost_batch: int = 0,
     momentum_slow: float | None = None,
+    sync_impl: str = "manual",
 ) -> nn.Module:
     """Build the normalization for ``num_features`` channels of a ``dims``-D feature map.
 
@@ -58,6 +64,12 @@ def make_norm(
     if kind in ("bn_manual", "bn_detached"):
         cls = ManualBatchNorm if kind == "bn_manual" else DetachedBatchNorm
         return cls(num_features, dims, eps=eps, momentum_pytorch=momentum_pytorch, affine=affine)
+    if kind == "syncbn":
+        if sync_impl == "torch":
+            return nn.SyncBatchNorm(num_features, eps=eps, momentum=momentum_pytorch, affine=affine)
+        if sync_impl != "manual":
+            raise ValueError(f"unknown sync_impl {sync_impl!r}; valid: {', '.join(SYNC_IMPLS)}")
+        return SyncBatchNorm(num_features, dims, eps=eps, momentum_pytorch=momentum_pytorch, affine=affine)
     if kind == "ln":
         # On images [GN]'s LN: one mean/var per example over (C, H, W) with per-channel affine = GN(1 group).
         return nn.LayerNorm(num_features, eps=eps, elementwise_affine=affine) if dims == 0 else \

@@ -1,0 +1,80 @@
+"""Data-parallel jobs: a job with ``dist.nproc`` > 1 re-launches itself as that many processes with torchrun.
+
+The launching process claims the run directory, saves the resolved config next to it and runs
+``python -m torch.distributed.run --standalone --nproc_per_node=N -m normrepro.dist_worker <run_dir> <label>``
+(exactly what ``torchrun`` does), then reads back the summary rank 0 wrote. Every worker joins the process
+group (gloo on CPU, nccl on CUDA) and trains the same model under ``DistributedDataParallel``:
+
+- ``train.batch_size`` is the *global* batch. Every rank draws the same global batch of the step (same seed,
+  same ``BatchSchedule``), augments it with the same generator, and keeps its contiguous 1/N slice, so a job
+  of N processes sees exactly the examples a single process with the whole batch sees.
+- Rank 0 alone evaluates, logs, checkpoints and writes the summary; the others only train.
+- The loss is all-reduced every step (a few bytes) so that all ranks stop together when it stops being finite.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from omegaconf import OmegaConf
+
+from normrepro.errors import UserError
+
+LAUNCH_CONFIG = "launch_config.yaml"
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, t: torch.Tensor) -> torch.Tensor:
+        """This rank's contiguous slice of a global batch."""
+        per = len(t) // self.world
+        return t[self.rank * per:(self.rank + 1) * per]
+
+    def all_finite(self, loss: torch.Tensor) -> tuple[bool, float]:
+        """(every rank's loss is finite, the mean loss over ranks): one small all-reduce."""
+        total = loss.detach().double().reshape(1).clone()
+        dist.all_reduce(total)
+        value = total.item() / self.world
+        return bool(torch.isfinite(total).all()), value
+
+
+def current() -> DistContext | None:
+    """The context of this worker, or None outside a process group (or with a single process)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def backend_for(name: str, device: str) -> str:
+    if name != "auto":
+        return name
+    return "nccl" if str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available()) else "gloo"
+
+
+def launch(cfg, run_dir: Path, label: str) -> None:
+    """Run one job as ``cfg.dist.nproc`` torchrun workers; returns when they have finished."""
+    run_dir = Path(run_dir)
+    OmegaConf.save(cfg, run_dir / LAUNCH_CONFIG, resolve=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.dist.nproc}",
+           "-m", "normrepro.dist_worker", str(run_dir), label]
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // cfg.dist.nproc))}
+    src = str(Path(__file__).resolve().parents[1])  # the workers import this same source tree
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    result = subprocess.run(cmd, env=env, check=False)
+    if result.returncode != 0:
+        raise UserError(f"[{label}] the {cfg.dist.nproc}-process job failed (torchrun exit {result.returncode}); "
+                        "its workers' errors are printed above")
