@@ -36,7 +36,7 @@ def test_make_norm_normalizes_over_the_documented_axes(kind, dims):
     if kind == "none":
         assert torch.equal(y, x)
         return
-    if kind.startswith("bn"):
+    if kind.startswith("bn") or kind == "syncbn":
         axes = (0,) if dims == 0 else (0, 2, 3)  # per channel over the batch (and positions)
         z = y
     elif kind == "ln":
