@@ -10,11 +10,13 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from normrepro.data import random_crop_flip
 from normrepro.dynamics import TrainingDynamics
 from normrepro.norms import BATCH_NORM_TYPES
 from normrepro.norms.scale_check import measure_scale_invariance
+from normrepro.orthogonality import orthogonality_rows
 from normrepro.probes import ActivationProbe, StuckUnitTracker, batch_stats_mode, grad_norms
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,11 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, step: int) -> None:
+        # parametrized weights (WN, OWN) are computed once for the whole evaluation, not once per batch
+        with parametrize.cached():
+            self._evaluate(step)
+
+    def _evaluate(self, step: int) -> None:
         was_training = self.model.training
         self.model.eval()  # BN uses its running averages: the network as it would be deployed
         self._evaluate_splits(step, "population" if self.has_bn else None, self.cfg.train.eval_batch_size, "")
@@ -61,6 +68,10 @@ class Trainer:
         self.model.train(was_training)
         if self.probe is not None:
             for row in self.probe.measure(self.model, self.probe_x):
+                self.writer.write(step, self._epoch(step), "probe", **row)
+        if self.cfg.probes.orthogonality:
+            m = self.cfg.model
+            for row in orthogonality_rows(self.model, m.own_group_size, m.weight_param_last):
                 self.writer.write(step, self._epoch(step), "probe", **row)
 
     def _evaluate_splits(self, step: int, bn_mode, batch_size: int, suffix: str, shuffle: bool = False) -> None:
