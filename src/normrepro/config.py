@@ -48,6 +48,12 @@ class ModelConfig:
     # resnet (He et al. 2016, CIFAR variant): depth = 6n + 2
     depth: int = 20
     base_width: int = 16  # channels of the first stage
+    # weight reparameterization of every conv/linear layer except the classifier (norms/weight_param.py)
+    weight_param: str = "none"  # none | wn (Salimans & Kingma 2016) | own (Huang et al. 2018)
+    weight_param_last: bool = False  # also reparameterize the classifier (the last Linear)
+    own_group_size: int = 64  # rows (output channels) per OWN group, capped at fan_in - 1; [OWN]'s default 64
+    own_eps: float = 1e-5  # added to the Gram matrix's eigenvalues before the inverse square root
+    own_scale: float = 1.4142135623730951  # W = scale * orthonormal rows; sqrt(2) = He init's row norm (ReLU)
 
 
 @dataclass
@@ -65,9 +71,10 @@ class NormConfig:
 
 @dataclass
 class ScheduleConfig:
-    kind: str = "constant"  # constant | step | cosine
+    kind: str = "constant"  # constant | step | cosine | exponential
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: fractions of train.steps
     gamma: float = 0.1  # step: LR multiplier at each milestone
+    final_ratio: float = 0.01  # exponential: LR at the last step / base LR ([OWN]'s VGG runs decay to 1/100)
 
 
 @dataclass
@@ -111,6 +118,7 @@ class ProbeConfig:
     grad_norms: bool = True  # per-layer weight-gradient L2 norms at each log step
     dynamics: bool = False  # parameter norms, relative gradients/updates, gamma-gradient cancellation
     unit_activity: bool = False  # ReLU non-zero fraction per unit (heat maps), besides the per-layer mean
+    orthogonality: bool = False  # mean |W W^T - I| per layer and group at each evaluation (OWN's property)
     scale_check: bool = False  # measure BN(aWu) = BN(Wu) and the 1/a gradient at step 0 ([BN] 3.3)
     stuck_epochs: int = 0  # track, over the last N epochs, which (example, unit) ReLU outputs were always 0
 
@@ -180,13 +188,15 @@ def validate_config(cfg) -> None:
     from normrepro.models.common import ACTIVATIONS, INITS, PLACEMENTS
     from normrepro.norms import NORM_KINDS
     from normrepro.norms.registry import SYNC_IMPLS
+    from normrepro.norms.weight_param import WEIGHT_PARAMS
     from normrepro.optim import OPTIMIZERS, SCHEDULES
 
     choices = {
         "data.name": (cfg.data.name, DATASETS), "data.order": (cfg.data.order, ORDERS),
         "model.arch": (cfg.model.arch, ARCHS), "model.activation": (cfg.model.activation, tuple(ACTIVATIONS)),
         "model.placement": (cfg.model.placement, PLACEMENTS), "model.init": (cfg.model.init, INITS),
-        "norm.kind": (cfg.norm.kind, NORM_KINDS), "optim.name": (cfg.optim.name, OPTIMIZERS),
+        "norm.kind": (cfg.norm.kind, NORM_KINDS), "model.weight_param": (cfg.model.weight_param, WEIGHT_PARAMS),
+        "optim.name": (cfg.optim.name, OPTIMIZERS),
         "optim.schedule.kind": (cfg.optim.schedule.kind, SCHEDULES),
         "scale.name": (cfg.scale.name, ("smoke", "cpu", "full")),
         "norm.sync_impl": (cfg.norm.sync_impl, SYNC_IMPLS), "dist.backend": (cfg.dist.backend, ("auto", "gloo", "nccl")),
@@ -195,7 +205,8 @@ def validate_config(cfg) -> None:
               if value not in valid]
     positive = {"train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
                 "train.eval_every": cfg.train.eval_every, "train.log_every": cfg.train.log_every,
-                "optim.lr": cfg.optim.lr}
+                "optim.lr": cfg.optim.lr, "model.own_group_size": cfg.model.own_group_size,
+                "model.own_eps": cfg.model.own_eps, "optim.schedule.final_ratio": cfg.optim.schedule.final_ratio}
     errors += [f"{key}={value} (must be > 0)" for key, value in positive.items() if not value > 0]
     if cfg.norm.kind == "in" and cfg.model.arch == "mlp":
         errors.append("norm.kind=in needs a conv model (an MLP layer has one value per channel and example)")

@@ -9,7 +9,7 @@ import torch
 from normrepro.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "exponential")
 
 
 def build_optimizer(params, cfg) -> torch.optim.Optimizer:
@@ -40,6 +40,9 @@ def build_schedule(optimizer, cfg, total_steps: int) -> torch.optim.lr_scheduler
     elif kind == "cosine":
         def factor(step):
             return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    elif kind == "exponential":  # [OWN]'s VGG runs: lr0 * final_ratio^(t / T), from lr0 down to lr0 * final_ratio
+        def factor(step):
+            return cfg.final_ratio ** (min(step, total_steps) / total_steps)
     else:
         raise ConfigError(f"unknown optim.schedule.kind {kind!r}; valid: {', '.join(SCHEDULES)}")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

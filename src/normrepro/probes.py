@@ -15,6 +15,7 @@ import contextlib
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from normrepro.models.common import NormAct
 from normrepro.norms import BATCH_NORM_TYPES
@@ -128,10 +129,19 @@ def _frac_in(t: torch.Tensor, lo: float, hi: float) -> float:
 
 
 def grad_norms(model: nn.Module) -> dict[str, float]:
-    """L2 norm of each Linear/Conv weight gradient (keyed by module name) and of all gradients ("")."""
+    """L2 norm of each Linear/Conv weight gradient (keyed by module name) and of all gradients ("").
+
+    A reparameterized weight (WN, OWN) is computed, not a parameter: its layer reports the gradient norm of
+    the parameters it is computed from (OWN's V; WN's g and v together), without recomputing it."""
     out, total = {}, 0.0
     for name, m in model.named_modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)) and m.weight.grad is not None:
+        if not isinstance(m, (nn.Linear, nn.Conv2d)):
+            continue
+        if parametrize.is_parametrized(m, "weight"):
+            grads = [p.grad for p in m.parametrizations["weight"].parameters() if p.grad is not None]
+            if grads:
+                out[name] = sum(g.pow(2).sum() for g in grads).sqrt().item()
+        elif m.weight.grad is not None:
             out[name] = m.weight.grad.norm().item()
     for p in model.parameters():
         if p.grad is not None:

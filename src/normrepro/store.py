@@ -41,6 +41,8 @@ METRICS = {
     "gamma_cancel": "mean over channels of |sum of per-example dL/dgamma| / sum of |per-example dL/dgamma|",
     "bn_scale_output_diff": "max |BN(aWu) - BN(Wu)| (layer = 'a=<scale>'; [BN] 3.3)",
     "bn_scale_grad_ratio": "a * ||dL/d(aW)|| / ||dL/dW|| (1 when the gradient scales as 1/a)",
+    "orth_err": "mean |W W^T / s^2 - I| over a layer's groups of rows (s = OWN's scale, else 1; layer names it)",
+    "orth_err_rownorm": "mean |W W^T - I| with W's rows scaled to unit norm: filter redundancy (layer names it)",
     "frac_active": "fraction of nonlinearity outputs that are non-zero (ReLU activity)",
     "frac_stuck_zero": "fraction of (training example, ReLU unit) pairs whose output was 0 every time the "
                        "example was seen in the tracked last epochs (seed 000's shuffling mechanism)",

@@ -10,6 +10,7 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from normrepro.data import random_crop_flip
 from normrepro.dynamics import TrainingDynamics
@@ -17,6 +18,7 @@ from normrepro.norms import BATCH_NORM_TYPES
 from normrepro.norms.ghost_bn import slow_average_swapped
 from normrepro.norms.precise_stats import population_statistics, precise_statistics, whole_batch_statistics
 from normrepro.norms.scale_check import measure_scale_invariance
+from normrepro.orthogonality import orthogonality_rows
 from normrepro.probes import ActivationProbe, StuckUnitTracker, batch_stats_mode, grad_norms
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,11 @@ class Trainer:
     def evaluate(self, step: int) -> None:
         if not self.is_main:
             return
+        # parametrized weights (WN, OWN) are computed once for the whole evaluation, not once per batch
+        with parametrize.cached():
+            self._evaluate(step)
+
+    def _evaluate(self, step: int) -> None:
         was_training = self.model.training
         self.model.eval()  # BN uses its running averages: the network as it would be deployed
         self._evaluate_splits(step, "population" if self.has_bn else None, self.cfg.train.eval_batch_size, "")
@@ -71,6 +78,10 @@ class Trainer:
         self.model.train(was_training)
         if self.probe is not None:
             for row in self.probe.measure(self.model, self.probe_x):
+                self.writer.write(step, self._epoch(step), "probe", **row)
+        if self.cfg.probes.orthogonality:
+            m = self.cfg.model
+            for row in orthogonality_rows(self.model, m.own_group_size, m.weight_param_last):
                 self.writer.write(step, self._epoch(step), "probe", **row)
 
     @torch.no_grad()

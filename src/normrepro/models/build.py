@@ -13,6 +13,7 @@ from normrepro.models.mlp import MLP
 from normrepro.models.resnet import ResNet
 from normrepro.models.vgg import VGG
 from normrepro.norms import make_norm
+from normrepro.norms.weight_param import apply_weight_param
 
 ARCHS = ("mlp", "vgg", "resnet")
 
@@ -33,6 +34,9 @@ def build_model(model_cfg, norm_cfg, input_shape: tuple[int, ...], num_classes: 
     init_weights(net, m.init, m.init_std)
     if m.rescale_k != 1.0:
         rescale(net, m.rescale_layer, m.rescale_k)
+    # after init: OWN's proxy V / WN's direction v start from the configured initial weights
+    apply_weight_param(net, m.weight_param, last=m.weight_param_last, own_group_size=m.own_group_size,
+                       own_eps=m.own_eps, own_scale=m.own_scale)
     return net
 
 
