@@ -29,7 +29,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "mlp"  # mlp | vgg | resnet
+    arch: str = "mlp"  # mlp | vgg | resnet | rnn (sequential MNIST) | char_rnn (character language model)
     activation: str = "relu"  # relu | sigmoid | tanh
     placement: str = "before_act"  # where the norm sits: before_act (after the matmul) | after_act
     bias: bool = True  # bias of the layer feeding a norm (redundant under BN: see scale_invariance)
@@ -48,6 +48,18 @@ class ModelConfig:
     # resnet (He et al. 2016, CIFAR variant): depth = 6n + 2
     depth: int = 20
     base_width: int = 16  # channels of the first stage
+    # rnn / char_rnn (normrepro.rnn; norm.kind must be none: the cell chooses the normalization and uses
+    # norm.eps and norm.momentum_pytorch)
+    cell: str = "lstm"  # lstm | bn_sum | bn_input | bn_lstm | ln_lstm | bn_tanh_rnn
+    hidden: int = 100  # units of the recurrent cell
+    pixels_per_step: int = 1  # rnn: pixels read per step (1 = [C]'s T = 784 on MNIST)
+    permute: bool = False  # rnn: a fixed random pixel permutation (pMNIST)
+    permute_seed: int = 0  # rnn: seed of that permutation
+    h0_noise: float = 0.0  # std of the N(0, s^2) initial hidden state in training ([C]'s seq-MNIST fix); 0 = off
+    gamma_init: float = 0.1  # initial gain of every normalized cell's BN/LN ([C] Sec. 4)
+    stats_shared: bool = False  # BN cells: one set of population statistics for all steps ([C]'s ablation)
+    recurrent_init: str = "identity"  # W_h: identity | orthogonal | default
+    forget_bias: float = 1.0  # initial forget-gate bias of the LSTM cells
 
 
 @dataclass
@@ -165,6 +177,7 @@ def validate_config(cfg) -> None:
     from normrepro.models.common import ACTIVATIONS, INITS, PLACEMENTS
     from normrepro.norms import NORM_KINDS
     from normrepro.optim import OPTIMIZERS, SCHEDULES
+    from normrepro.rnn import CELLS, RECURRENT_INITS
 
     choices = {
         "data.name": (cfg.data.name, DATASETS), "data.order": (cfg.data.order, ORDERS),
@@ -173,6 +186,7 @@ def validate_config(cfg) -> None:
         "norm.kind": (cfg.norm.kind, NORM_KINDS), "optim.name": (cfg.optim.name, OPTIMIZERS),
         "optim.schedule.kind": (cfg.optim.schedule.kind, SCHEDULES),
         "scale.name": (cfg.scale.name, ("smoke", "cpu", "full")),
+        "model.cell": (cfg.model.cell, tuple(CELLS)), "model.recurrent_init": (cfg.model.recurrent_init, RECURRENT_INITS),
     }
     errors = [f"{key}={value!r} (valid: {', '.join(valid)})" for key, (value, valid) in choices.items()
               if value not in valid]
@@ -184,5 +198,11 @@ def validate_config(cfg) -> None:
         errors.append("norm.kind=in needs a conv model (an MLP layer has one value per channel and example)")
     if cfg.model.arch == "resnet" and cfg.model.placement != "before_act":
         errors.append("model.arch=resnet supports model.placement=before_act only")
+    if cfg.model.arch in ("rnn", "char_rnn") and cfg.norm.kind != "none":
+        errors.append(f"model.arch={cfg.model.arch} needs norm=none (model.cell chooses the recurrent normalization)")
+    if cfg.model.arch == "char_rnn" and cfg.data.name != "ptb_char":
+        errors.append("model.arch=char_rnn needs data=ptb_char")
+    if cfg.data.name == "ptb_char" and cfg.model.arch != "char_rnn":
+        errors.append("data=ptb_char needs model.arch=char_rnn")
     if errors:
         raise ConfigError("invalid config: " + "; ".join(errors))

@@ -1,0 +1,144 @@
+"""Batch Normalization for recurrent networks: batch statistics per time step, population statistics per step.
+
+Cooijmans et al. 2017 ([C], Recurrent Batch Normalization, Sec. 3 and Eq. 5): at step t of a mini-batch
+of N sequences a pre-activation h_t (N x C) is normalized with the statistics of that step only,
+
+    BN(h_t; gamma, beta) = beta + gamma * (h_t - E_hat[h_t]) / sqrt(Var_hat[h_t] + eps),
+
+where E_hat and Var_hat are the mini-batch mean and (biased) variance over the N examples at that step.
+For inference [C] keeps *separate population statistics for each time step* (here PyTorch-style running
+averages, one row of ``running_mean``/``running_var`` per step); for t beyond the longest sequence seen in
+training the statistics of the last trained step are reused ([C] Sec. 3, "generalizing to longer
+sequences"). ``shared=True`` is [C]'s ablation: the population statistics are one running average over
+all time steps (batch statistics in training stay per step).
+
+The module subclasses :class:`BatchNormBase`, so the repo's BN bookkeeping applies to it unchanged:
+``probes.batch_stats_mode`` (train mode with momentum 0: each eval batch's own per-step statistics, running
+averages untouched) and the trainer's ``eval_batch_stats`` rows.
+
+Two call forms share the same buffers: ``norm(x_t, t)`` for one step inside a recurrent loop, and
+``norm.forward_all(xs)`` for a whole (T, N, C) sequence at once (used for the input-to-hidden term
+W_x x_t, which does not depend on the recurrence and so can be normalized for all steps in one pass).
+"""
+
+from __future__ import annotations
+
+import torch
+from normrepro.norms.manual_bn import BatchNormBase
+
+
+class StepwiseBatchNorm(BatchNormBase):
+    """``StepwiseBatchNorm(C, max_steps, gamma_init=1.0, beta=True, shared=False, eps, momentum_pytorch)``.
+
+    ``max_steps`` is the longest training sequence (one statistics row per step); ``beta=False`` drops the
+    shift (the LSTM bias b plays its role, [C] Eq. 6); ``gamma_init`` is [C]'s initial gain (0.1 there).
+    """
+
+    def __init__(self, num_features: int, max_steps: int, *, gamma_init: float = 1.0, beta: bool = True,
+                 shared: bool = False, eps: float = 1e-5, momentum_pytorch: float = 0.1):
+        super().__init__(num_features, 0, eps, momentum_pytorch, affine=True)
+        if momentum_pytorch is None:
+            raise ValueError("StepwiseBatchNorm needs a numeric momentum (no cumulative average per step)")
+        self.max_steps, self.shared = max_steps, shared
+        slots = 1 if shared else max_steps
+        self.running_mean = torch.zeros(slots, num_features)
+        self.running_var = torch.ones(slots, num_features)
+        # the longest sequence seen in training: later steps at inference reuse the last trained step's rows
+        self.register_buffer("steps_trained", torch.tensor(0, dtype=torch.long))
+        self._pending: list = []  # per-step (mean, var, n) of the current training sequence, see flush()
+        with torch.no_grad():
+            self.weight.fill_(gamma_init)
+        if not beta:
+            del self.bias
+            self.register_parameter("bias", None)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, max_steps={self.max_steps}, shared={self.shared}, eps={self.eps}"
+
+    def reset_running_stats(self) -> None:
+        super().reset_running_stats()
+        self.steps_trained.zero_()
+
+    # --- the statistics ----------------------------------------------------------------------------------
+    def _updating(self) -> bool:
+        """Momentum 0 (``batch_stats_mode``) freezes the running averages and the trained length."""
+        return self.training and self.momentum != 0
+
+    def _slots(self, steps: torch.Tensor) -> torch.Tensor:
+        """Rows of the running buffers that time steps ``steps`` use at inference."""
+        if self.shared:
+            return torch.zeros_like(steps)
+        last = max(int(self.steps_trained), 1) - 1
+        return steps.clamp(max=last)
+
+    @torch.no_grad()
+    def _update(self, t0: int, mean: torch.Tensor, var: torch.Tensor, m: int) -> None:
+        """Running averages of steps t0 .. t0 + len(mean) - 1 (mean/var: (S, C) biased batch statistics)."""
+        steps = mean.shape[0]
+        if t0 + steps > self.max_steps:
+            raise ValueError(f"sequence step {t0 + steps - 1} is beyond max_steps={self.max_steps} in training")
+        f = self.momentum
+        unbiased = var * (m / (m - 1))
+        if self.shared:  # one average over time: the per-step updates applied in order
+            for s in range(steps):
+                self.running_mean.mul_(1 - f).add_(mean[s], alpha=f)
+                self.running_var.mul_(1 - f).add_(unbiased[s], alpha=f)
+        else:
+            rows = slice(t0, t0 + steps)
+            self.running_mean[rows].mul_(1 - f).add_(mean, alpha=f)
+            self.running_var[rows].mul_(1 - f).add_(unbiased, alpha=f)
+        if t0 + steps > int(self.steps_trained):
+            self.steps_trained.fill_(t0 + steps)
+
+    def state_dict(self, *args, **kwargs):
+        self.flush()
+        return super().state_dict(*args, **kwargs)
+
+    def train(self, mode: bool = True):
+        self.flush()
+        return super().train(mode)
+
+    def flush(self) -> None:
+        """Apply the running-average updates of the steps collected since the last flush (the cells call
+        this at the end of each sequence; it also runs before any inference and at a new sequence)."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            mean = torch.stack([p[0] for p in pending])
+            var = torch.stack([p[1] for p in pending])
+            self._update(0, mean, var, pending[0][2])
+            self.num_batches_tracked.add_(1)
+
+    def _affine(self, y: torch.Tensor) -> torch.Tensor:
+        y = y * self.weight
+        return y if self.bias is None else y + self.bias
+
+    # --- forward -----------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """One time step: x (N, C) at step t (0-based)."""
+        if self.training:
+            var, mean = torch.var_mean(x, 0, correction=0)
+            if self._updating():  # collected, applied in one batched update by flush() (fewer ops per step)
+                if t != len(self._pending):
+                    self.flush()
+                    if t != 0:
+                        raise ValueError(f"StepwiseBatchNorm got step {t} before step 0 of a sequence")
+                self._pending.append((mean.detach(), var.detach(), x.shape[0]))
+        else:
+            self.flush()
+            s = 0 if self.shared else min(t, max(int(self.steps_trained), 1) - 1)
+            mean, var = self.running_mean[s], self.running_var[s]
+        return self._affine((x - mean) * torch.rsqrt(var + self.eps))
+
+    def forward_all(self, xs: torch.Tensor) -> torch.Tensor:
+        """A whole sequence: xs (T, N, C), each step normalized with its own statistics."""
+        self.flush()
+        if self.training:
+            var, mean = torch.var_mean(xs, 1, correction=0, keepdim=True)
+            if self._updating():
+                self._update(0, mean.detach()[:, 0], var.detach()[:, 0], xs.shape[1])
+                self.num_batches_tracked.add_(1)
+        else:
+            rows = self._slots(torch.arange(xs.shape[0], device=xs.device))
+            mean, var = self.running_mean[rows][:, None], self.running_var[rows][:, None]
+        return self._affine((xs - mean) * torch.rsqrt(var + self.eps))
+
