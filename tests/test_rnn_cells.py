@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from normrepro.norms import BATCH_NORM_TYPES
-from normrepro.norms.stepwise_bn import StepwiseBatchNorm
+from normrepro.norms.stepwise_bn import StepwiseBatchNorm, shared_stats_mode
 from normrepro.probes import batch_stats_mode
 from normrepro.rnn import CELLS, make_cell
 
@@ -124,15 +124,32 @@ def test_cell_trained_on_t_steps_evaluates_on_longer_sequences():
     assert torch.allclose(torch.stack(cell(long[:T])), torch.stack(hs[:T]))
 
 
-def test_shared_statistics_are_one_average_over_steps():
+def test_shared_statistics_pool_every_step():
     bn, xs = _trained_bn(shared=True)
     assert bn.running_mean.shape == (1, 2)
-    # momentum 1: the last step's statistics; every step uses them at inference
-    assert torch.allclose(bn.running_mean[0], xs[-1].mean(0), atol=1e-5)
+    # momentum 1: the statistics of all (step, example) values of the last sequence together
+    flat = xs.reshape(-1, 2)
+    assert torch.allclose(bn.running_mean[0], flat.mean(0), atol=1e-4)
+    assert torch.allclose(bn.running_var[0], flat.var(0, correction=0) * 1000 / 999, rtol=1e-3)
     bn.eval()
     probe = torch.ones(T, 3, 2)
     ys = bn.forward_all(probe)
     assert torch.allclose(ys[0], ys[-1])
+
+
+def test_shared_stats_mode_pools_the_per_step_statistics():
+    bn, xs = _trained_bn()
+    mean, var = bn.pooled_stats()
+    flat = xs.reshape(-1, 2)
+    assert torch.allclose(mean, flat.mean(0), atol=1e-4)
+    assert torch.allclose(var, flat.var(0, correction=0), rtol=2e-3)
+    holder = nn.Sequential(bn)
+    probe = torch.randn(T, 3, 2)
+    with shared_stats_mode(holder):
+        ys = bn.forward_all(probe)
+        assert torch.allclose(bn(probe[1], 1), ys[1])
+    assert torch.allclose(ys, (probe - mean) / torch.sqrt(var + bn.eps))
+    assert holder.training and not bn.pooled_eval
 
 
 @pytest.mark.parametrize("kind", ["bn_sum", "bn_input", "bn_lstm", "bn_tanh_rnn"])

@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 
 @dataclass
 class DataConfig:
-    name: str = "mnist"  # mnist | cifar10 | digits
+    name: str = "mnist"  # mnist | cifar10 | digits | ptb_char (character-level Penn Treebank windows)
     root: str = "${oc.env:NORMREPRO_DATA,data}"  # folder with MNIST/raw, cifar10/ or cifar-10-batches-py/
     cache_dir: str = "${oc.env:NORMREPRO_CACHE,.cache/normrepro}"  # decoded uint8 tensors, one file per set
     val_size: int = 5000  # examples carved from the official train split (fixed permutation)
@@ -25,6 +25,7 @@ class DataConfig:
     standardize: bool = True  # per-channel mean/std computed on the training split used
     order: str = "reshuffle"  # reshuffle (every epoch) | fixed (shuffled once) | sorted (by class)
     augment: bool = False  # batched random crop (pad 4 px) + horizontal flip
+    seq_len: int = 100  # ptb_char: characters per window (train_limit/eval_limit then count windows)
 
 
 @dataclass
@@ -103,6 +104,7 @@ class TrainConfig:
     ckpt_every: int = 5000  # steps between checkpoints; 0 = never
     eval_batch_size: int = 1000  # examples per forward pass at evaluation
     eval_batch_stats: bool = False  # also evaluate BN with each test batch's own statistics (bn_mode batch)
+    eval_shared_stats: bool = False  # also evaluate recurrent BN with statistics pooled over steps (bn_mode shared)
     eval_train_examples: int = 0  # also evaluate on this many training examples (split train_eval); 0 = off
     progress_every_s: float = 15.0  # seconds between progress lines
 
@@ -116,6 +118,7 @@ class ProbeConfig:
     dynamics: bool = False  # parameter norms, relative gradients/updates, gamma-gradient cancellation
     unit_activity: bool = False  # ReLU non-zero fraction per unit (heat maps), besides the per-layer mean
     scale_check: bool = False  # measure BN(aWu) = BN(Wu) and the 1/a gradient at step 0 ([BN] 3.3)
+    hidden_grad_norms: bool = False  # recurrent models: ||dL/dh_t|| for every step t at step 0 ([C] Fig. 1a)
     stuck_epochs: int = 0  # track, over the last N epochs, which (example, unit) ReLU outputs were always 0
 
 

@@ -127,6 +127,22 @@ def _frac_in(t: torch.Tensor, lo: float, hi: float) -> float:
     return ((t >= lo) & (t <= hi)).float().mean().item()
 
 
+def hidden_grad_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[tuple[int, float]]:
+    """[C] Fig. 1a: ||dL/dh_t|| (Frobenius norm over the batch) for t = 1..T, for a recurrent model
+    (``models/rnn.py``) on one batch, BN with that batch's per-step statistics, no state or gradient changed.
+    A vanishing gradient shows as a norm that shrinks as t moves away from the loss (small t)."""
+    import torch.nn.functional as F
+
+    model.keep_hidden = True
+    try:
+        with batch_stats_mode(model):
+            loss = F.cross_entropy(model(x), y)
+            grads = torch.autograd.grad(loss, model.hiddens)
+    finally:
+        model.keep_hidden, model.hiddens = False, []
+    return [(t + 1, g.norm().item()) for t, g in enumerate(grads)]
+
+
 def grad_norms(model: nn.Module) -> dict[str, float]:
     """L2 norm of each Linear/Conv weight gradient (keyed by module name) and of all gradients ("")."""
     out, total = {}, 0.0

@@ -21,6 +21,8 @@ SPLITS = ("train", "train_eval", "val", "test", "probe")
 METRICS = {
     "loss": "mean cross-entropy (nats)",
     "acc": "classification accuracy (fraction)",
+    "bpc": "bits per character: the mean per-character cross-entropy / ln 2 (language modelling)",
+    "hidden_grad_norm": "||dL/dh_t|| over a probe batch at step 0 (unit = the time step t; [C] Fig. 1a)",
     "lr": "learning rate at this step",
     "samples_per_s": "training examples per second since the last log row",
     "grad_norm": "L2 norm of a layer's weight gradient (layer names the layer; no layer = all parameters)",
@@ -49,7 +51,7 @@ METRICS = {
 
 REQUIRED = ("step", "epoch", "split", "metric", "value")
 OPTIONAL = ("layer", "unit", "bn_mode")
-BN_MODES = ("batch", "population", "precise")
+BN_MODES = ("batch", "population", "precise", "shared")  # shared: recurrent BN, statistics pooled over steps
 
 
 class SchemaError(ValueError):

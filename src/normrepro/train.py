@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from normrepro.config import register_configs, validate_config
-from normrepro.data import BatchSchedule, DatasetNotFound, load_splits
+from normrepro.data import BatchSchedule, DatasetNotFound, load_char_splits, load_splits
 from normrepro.errors import UserError
 from normrepro.models import build_model
 from normrepro.optim import build_optimizer, build_schedule
@@ -64,8 +64,11 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
     torch.set_num_threads(threads)
     device = resolve_device(cfg.device)
     d = cfg.data
-    splits = load_splits(d.name, d.root, d.cache_dir, d.val_size, d.split_seed, d.train_limit, d.eval_limit,
-                         d.standardize, device=str(device))
+    if d.name == "ptb_char":
+        splits = load_char_splits(d.root, d.seq_len, d.train_limit, d.eval_limit, device=str(device))
+    else:
+        splits = load_splits(d.name, d.root, d.cache_dir, d.val_size, d.split_seed, d.train_limit, d.eval_limit,
+                             d.standardize, device=str(device))
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = build_model(cfg.model, cfg.norm, splits.input_shape, splits.num_classes).to(device)
     optimizer = build_optimizer(model.parameters(), cfg.optim)

@@ -42,8 +42,6 @@ class _Recurrent(nn.Module):
             h0 = torch.randn(xs.shape[1], self.cell.hidden, device=xs.device, dtype=xs.dtype) * self.h0_noise
         hs = self.cell(xs, h0)
         if self.keep_hidden:
-            for h in hs:
-                h.retain_grad()
             self.hiddens = hs
         return hs
 

@@ -9,8 +9,10 @@ where E_hat and Var_hat are the mini-batch mean and (biased) variance over the N
 For inference [C] keeps *separate population statistics for each time step* (here PyTorch-style running
 averages, one row of ``running_mean``/``running_var`` per step); for t beyond the longest sequence seen in
 training the statistics of the last trained step are reused ([C] Sec. 3, "generalizing to longer
-sequences"). ``shared=True`` is [C]'s ablation: the population statistics are one running average over
-all time steps (batch statistics in training stay per step).
+sequences"). ``shared=True`` is [C]'s ablation: the population statistics are one running average of the
+statistics of all steps pooled (batch statistics in training stay per step). Since training is the same
+either way, :func:`shared_stats_mode` evaluates a per-step model with its per-step statistics pooled,
+the same ablation on the same weights.
 
 The module subclasses :class:`BatchNormBase`, so the repo's BN bookkeeping applies to it unchanged:
 ``probes.batch_stats_mode`` (train mode with momentum 0: each eval batch's own per-step statistics, running
@@ -23,7 +25,10 @@ W_x x_t, which does not depend on the recurrence and so can be normalized for al
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
+
 from normrepro.norms.manual_bn import BatchNormBase
 
 
@@ -45,6 +50,7 @@ class StepwiseBatchNorm(BatchNormBase):
         self.running_var = torch.ones(slots, num_features)
         # the longest sequence seen in training: later steps at inference reuse the last trained step's rows
         self.register_buffer("steps_trained", torch.tensor(0, dtype=torch.long))
+        self.pooled_eval = False  # inference with pooled_stats() (see shared_stats_mode)
         self._pending: list = []  # per-step (mean, var, n) of the current training sequence, see flush()
         with torch.no_grad():
             self.weight.fill_(gamma_init)
@@ -79,10 +85,10 @@ class StepwiseBatchNorm(BatchNormBase):
             raise ValueError(f"sequence step {t0 + steps - 1} is beyond max_steps={self.max_steps} in training")
         f = self.momentum
         unbiased = var * (m / (m - 1))
-        if self.shared:  # one average over time: the per-step updates applied in order
-            for s in range(steps):
-                self.running_mean.mul_(1 - f).add_(mean[s], alpha=f)
-                self.running_var.mul_(1 - f).add_(unbiased[s], alpha=f)
+        if self.shared:  # one population over time: the statistics of all (step, example) values pooled
+            mean, unbiased = pool_over_steps(mean, unbiased)
+            self.running_mean.mul_(1 - f).add_(mean, alpha=f)
+            self.running_var.mul_(1 - f).add_(unbiased, alpha=f)
         else:
             rows = slice(t0, t0 + steps)
             self.running_mean[rows].mul_(1 - f).add_(mean, alpha=f)
@@ -97,6 +103,14 @@ class StepwiseBatchNorm(BatchNormBase):
     def train(self, mode: bool = True):
         self.flush()
         return super().train(mode)
+
+    def pooled_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-step population statistics of the trained steps pooled into one (C,) mean and variance:
+        the statistics shared over time that [C] compares against per-step ones, for the same weights."""
+        if self.shared:
+            return self.running_mean[0], self.running_var[0]
+        rows = max(int(self.steps_trained), 1)
+        return pool_over_steps(self.running_mean[:rows], self.running_var[:rows])
 
     def flush(self) -> None:
         """Apply the running-average updates of the steps collected since the last flush (the cells call
@@ -125,8 +139,11 @@ class StepwiseBatchNorm(BatchNormBase):
                 self._pending.append((mean.detach(), var.detach(), x.shape[0]))
         else:
             self.flush()
-            s = 0 if self.shared else min(t, max(int(self.steps_trained), 1) - 1)
-            mean, var = self.running_mean[s], self.running_var[s]
+            if self.pooled_eval:
+                mean, var = self.pooled_stats()
+            else:
+                s = 0 if self.shared else min(t, max(int(self.steps_trained), 1) - 1)
+                mean, var = self.running_mean[s], self.running_var[s]
         return self._affine((x - mean) * torch.rsqrt(var + self.eps))
 
     def forward_all(self, xs: torch.Tensor) -> torch.Tensor:
@@ -137,8 +154,33 @@ class StepwiseBatchNorm(BatchNormBase):
             if self._updating():
                 self._update(0, mean.detach()[:, 0], var.detach()[:, 0], xs.shape[1])
                 self.num_batches_tracked.add_(1)
+        elif self.pooled_eval:
+            mean, var = self.pooled_stats()
         else:
             rows = self._slots(torch.arange(xs.shape[0], device=xs.device))
             mean, var = self.running_mean[rows][:, None], self.running_var[rows][:, None]
         return self._affine((xs - mean) * torch.rsqrt(var + self.eps))
 
+
+def pool_over_steps(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S, C) per-step means and variances of equally many examples -> the (C,) mean and variance of all
+    values together (the law of total variance: mean of the variances + variance of the means)."""
+    pooled_mean = mean.mean(0)
+    return pooled_mean, var.mean(0) + (mean - pooled_mean).pow(2).mean(0)
+
+
+@contextlib.contextmanager
+def shared_stats_mode(model: torch.nn.Module):
+    """Eval mode with every StepwiseBatchNorm normalizing all steps with its pooled population statistics
+    (trainer's ``eval_shared_stats``: the same trained weights, statistics shared over time)."""
+    was_training = model.training
+    layers = [m for m in model.modules() if isinstance(m, StepwiseBatchNorm)]
+    model.eval()
+    for m in layers:
+        m.pooled_eval = True
+    try:
+        yield model
+    finally:
+        for m in layers:
+            m.pooled_eval = False
+        model.train(was_training)
