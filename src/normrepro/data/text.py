@@ -13,24 +13,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import DatasetNotFound
 from .splits import Split, Splits
 
-EOS = "<eos>"
 FILES = {"train": "ptb.char.train.txt", "val": "ptb.char.valid.txt", "test": "ptb.char.test.txt"}
 
 
-def read_symbols(path: Path) -> list[str]:
+def read_stream(path: Path) -> str:
+    """The file's characters as one string, ``\n`` standing for <eos> after each sentence."""
     if not path.is_file():
         raise DatasetNotFound("PTB (character level)", str(path))
-    symbols: list[str] = []
+    lines = []
     for line in path.read_text().splitlines():
         chars = line.split()
-        if chars:
-            symbols += chars + [EOS]
-    return symbols
+        if not chars:
+            continue
+        if any(len(c) != 1 for c in chars):
+            raise ValueError(f"{path}: expected single-character symbols separated by spaces, got {line[:60]!r}")
+        lines.append("".join(chars))
+    return "\n".join(lines) + "\n"
 
 
 def windows(ids: torch.Tensor, seq_len: int, limit: int | None) -> Split:
@@ -45,20 +49,22 @@ def windows(ids: torch.Tensor, seq_len: int, limit: int | None) -> Split:
 
 def load_char_splits(root: str, seq_len: int, train_limit: int | None = None, eval_limit: int | None = None,
                      device: str = "cpu") -> Splits:
-    """Train/valid/test windows; the vocabulary is the training file's symbols (sorted) + <eos>.
+    """Train/valid/test windows; the vocabulary is the training file's symbols (sorted), then <eos>.
     ``train_limit`` / ``eval_limit`` keep the first N windows (contiguous text)."""
     folder = Path(root) / "PTB"
-    streams = {name: read_symbols(folder / f) for name, f in FILES.items()}
-    vocab = sorted(set(streams["train"]) - {EOS}) + [EOS]
-    index = {s: i for i, s in enumerate(vocab)}
-    unknown = set(streams["val"]) | set(streams["test"])
-    unknown -= set(index)
-    if unknown:
-        raise ValueError(f"PTB valid/test symbols missing from the training vocabulary: {sorted(unknown)}")
+    streams = {name: read_stream(folder / f) for name, f in FILES.items()}
+    vocab = sorted(set(streams["train"]) - {"\n"})  # + <eos> (\n) last
+    table = np.full(0x110000 if max(map(ord, "".join(vocab))) > 255 else 256, -1, dtype=np.int64)
+    for i, ch in enumerate([*vocab, "\n"]):
+        table[ord(ch)] = i
     split = {}
-    for name, symbols in streams.items():
-        ids = torch.tensor([index[s] for s in symbols], dtype=torch.int64)
-        s = windows(ids, seq_len, train_limit if name == "train" else eval_limit)
+    for name, text in streams.items():
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        ids = table[np.minimum(codes, len(table) - 1)]
+        if (ids < 0).any():
+            missing = sorted({chr(c) for c in codes[ids < 0]})
+            raise ValueError(f"PTB {name} symbols missing from the training vocabulary: {missing}")
+        s = windows(torch.from_numpy(ids), seq_len, train_limit if name == "train" else eval_limit)
         split[name] = Split(s.x.to(device), s.y.to(device))
     return Splits(name="ptb_char", train=split["train"], val=split["val"], test=split["test"],
-                  num_classes=len(vocab), input_shape=(seq_len,), mean=(), std=())
+                  num_classes=len(vocab) + 1, input_shape=(seq_len,), mean=(), std=())
