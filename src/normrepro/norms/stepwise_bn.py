@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch.nn.functional as F
 
 from normrepro.norms.manual_bn import BatchNormBase
 
@@ -51,7 +52,8 @@ class StepwiseBatchNorm(BatchNormBase):
         # the longest sequence seen in training: later steps at inference reuse the last trained step's rows
         self.register_buffer("steps_trained", torch.tensor(0, dtype=torch.long))
         self.pooled_eval = False  # inference with pooled_stats() (see shared_stats_mode)
-        self._pending: list = []  # per-step (mean, var, n) of the current training sequence, see flush()
+        self._pending: list = []  # shared mode: per-step (mean, var, n) of the current sequence, see flush()
+        self._seq_len = 0  # steps of the current training sequence (steps_trained is updated by flush())
         with torch.no_grad():
             self.weight.fill_(gamma_init)
         if not beta:
@@ -77,24 +79,36 @@ class StepwiseBatchNorm(BatchNormBase):
         last = max(int(self.steps_trained), 1) - 1
         return steps.clamp(max=last)
 
+    def pooled_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-step population statistics of the trained steps pooled into one (C,) mean and variance:
+        the statistics shared over time that [C] compares against per-step ones, for the same weights."""
+        if self.shared:
+            return self.running_mean[0], self.running_var[0]
+        rows = max(int(self.steps_trained), 1)
+        return pool_over_steps(self.running_mean[:rows], self.running_var[:rows])
+
+    def _check_step(self, last: int) -> None:
+        if last >= self.max_steps:
+            raise ValueError(f"sequence step {last} is beyond max_steps={self.max_steps} in training")
+
     @torch.no_grad()
-    def _update(self, t0: int, mean: torch.Tensor, var: torch.Tensor, m: int) -> None:
-        """Running averages of steps t0 .. t0 + len(mean) - 1 (mean/var: (S, C) biased batch statistics)."""
-        steps = mean.shape[0]
-        if t0 + steps > self.max_steps:
-            raise ValueError(f"sequence step {t0 + steps - 1} is beyond max_steps={self.max_steps} in training")
-        f = self.momentum
-        unbiased = var * (m / (m - 1))
-        if self.shared:  # one population over time: the statistics of all (step, example) values pooled
-            mean, unbiased = pool_over_steps(mean, unbiased)
-            self.running_mean.mul_(1 - f).add_(mean, alpha=f)
-            self.running_var.mul_(1 - f).add_(unbiased, alpha=f)
-        else:
-            rows = slice(t0, t0 + steps)
-            self.running_mean[rows].mul_(1 - f).add_(mean, alpha=f)
-            self.running_var[rows].mul_(1 - f).add_(unbiased, alpha=f)
-        if t0 + steps > int(self.steps_trained):
-            self.steps_trained.fill_(t0 + steps)
+    def flush(self) -> None:
+        """End of a training sequence (the cells call it after their loop; it also runs before inference):
+        record the trained length and count the batch; in shared mode, fold the collected per-step
+        statistics, pooled over steps, into the one running average."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            mean = torch.stack([p[0] for p in pending])
+            var = torch.stack([p[1] for p in pending])
+            m = pending[0][2]
+            mean, unbiased = pool_over_steps(mean, var * (m / (m - 1)))
+            self.running_mean[0].mul_(1 - self.momentum).add_(mean, alpha=self.momentum)
+            self.running_var[0].mul_(1 - self.momentum).add_(unbiased, alpha=self.momentum)
+        if self._seq_len:
+            if self._seq_len > int(self.steps_trained):
+                self.steps_trained.fill_(self._seq_len)
+            self.num_batches_tracked.add_(1)
+            self._seq_len = 0
 
     def state_dict(self, *args, **kwargs):
         self.flush()
@@ -104,62 +118,56 @@ class StepwiseBatchNorm(BatchNormBase):
         self.flush()
         return super().train(mode)
 
-    def pooled_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The per-step population statistics of the trained steps pooled into one (C,) mean and variance:
-        the statistics shared over time that [C] compares against per-step ones, for the same weights."""
-        if self.shared:
-            return self.running_mean[0], self.running_var[0]
-        rows = max(int(self.steps_trained), 1)
-        return pool_over_steps(self.running_mean[:rows], self.running_var[:rows])
-
-    def flush(self) -> None:
-        """Apply the running-average updates of the steps collected since the last flush (the cells call
-        this at the end of each sequence; it also runs before any inference and at a new sequence)."""
-        if self._pending:
-            pending, self._pending = self._pending, []
-            mean = torch.stack([p[0] for p in pending])
-            var = torch.stack([p[1] for p in pending])
-            self._update(0, mean, var, pending[0][2])
-            self.num_batches_tracked.add_(1)
-
-    def _affine(self, y: torch.Tensor) -> torch.Tensor:
-        y = y * self.weight
-        return y if self.bias is None else y + self.bias
-
     # --- forward -----------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: int) -> torch.Tensor:
         """One time step: x (N, C) at step t (0-based)."""
         if self.training:
-            var, mean = torch.var_mean(x, 0, correction=0)
-            if self._updating():  # collected, applied in one batched update by flush() (fewer ops per step)
-                if t != len(self._pending):
-                    self.flush()
-                    if t != 0:
-                        raise ValueError(f"StepwiseBatchNorm got step {t} before step 0 of a sequence")
-                self._pending.append((mean.detach(), var.detach(), x.shape[0]))
+            updating = self._updating()
+            if updating:
+                self._check_step(t)
+                self._seq_len = max(self._seq_len, t + 1)
+            if self.shared:
+                if updating:
+                    var, mean = torch.var_mean(x.detach(), 0, correction=0)
+                    self._pending.append((mean, var, x.shape[0]))
+                return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+            # torch's fused kernel, updating row t of the running averages in place (a view)
+            return F.batch_norm(x, self.running_mean[t], self.running_var[t], self.weight, self.bias, True,
+                                self.momentum, self.eps)
+        self.flush()
+        if self.pooled_eval:
+            mean, var = self.pooled_stats()
         else:
-            self.flush()
-            if self.pooled_eval:
-                mean, var = self.pooled_stats()
-            else:
-                s = 0 if self.shared else min(t, max(int(self.steps_trained), 1) - 1)
-                mean, var = self.running_mean[s], self.running_var[s]
-        return self._affine((x - mean) * torch.rsqrt(var + self.eps))
+            s = 0 if self.shared else min(t, max(int(self.steps_trained), 1) - 1)
+            mean, var = self.running_mean[s], self.running_var[s]
+        return F.batch_norm(x, mean, var, self.weight, self.bias, False, 0.0, self.eps)
 
     def forward_all(self, xs: torch.Tensor) -> torch.Tensor:
         """A whole sequence: xs (T, N, C), each step normalized with its own statistics."""
-        self.flush()
-        if self.training:
-            var, mean = torch.var_mean(xs, 1, correction=0, keepdim=True)
+        steps, n, c = xs.shape
+        if self.training and not self.shared:
+            # one fused call: the (step, channel) pairs are T*C channels of an (N, T*C) batch
             if self._updating():
-                self._update(0, mean.detach()[:, 0], var.detach()[:, 0], xs.shape[1])
-                self.num_batches_tracked.add_(1)
-        elif self.pooled_eval:
+                self._check_step(steps - 1)
+                self._seq_len = max(self._seq_len, steps)
+            flat = xs.transpose(0, 1).reshape(n, steps * c)
+            y = F.batch_norm(flat, self.running_mean[:steps].view(-1), self.running_var[:steps].view(-1),
+                             self.weight.repeat(steps), None if self.bias is None else self.bias.repeat(steps),
+                             True, self.momentum, self.eps)
+            self.flush()  # the whole sequence is done
+            return y.view(n, steps, c).transpose(0, 1)
+        if self.training:
+            y = torch.stack([self(x, t) for t, x in enumerate(xs.unbind(0))])
+            self.flush()
+            return y
+        self.flush()
+        if self.pooled_eval:
             mean, var = self.pooled_stats()
         else:
-            rows = self._slots(torch.arange(xs.shape[0], device=xs.device))
+            rows = self._slots(torch.arange(steps, device=xs.device))
             mean, var = self.running_mean[rows][:, None], self.running_var[rows][:, None]
-        return self._affine((xs - mean) * torch.rsqrt(var + self.eps))
+        y = (xs - mean) * torch.rsqrt(var + self.eps) * self.weight
+        return y if self.bias is None else y + self.bias
 
 
 def pool_over_steps(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
