@@ -24,13 +24,13 @@ else
 LAUNCH := hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) threads=1
 endif
 
-.PHONY: help venv demo test test-all lint data sync benchmark clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
+.PHONY: help venv demo test test-all lint data sync benchmark benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
 
 help:
 	@sed -n 's/^#   //p' Makefile
 	@echo "experiments: $(EXPERIMENTS)"
-	@echo "other targets: venv lint data sync benchmark test-all reproduce-all report-all clean-runs"
+	@echo "other targets: venv lint data sync benchmark benchmark-rnn test-all reproduce-all report-all clean-runs"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,9 @@ sync: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/loop_throughput.py
+
+benchmark-rnn: $(STAMP)
+	$(PY) benchmarks/rnn_cells.py
 
 clean-runs:
 	rm -rf runs
