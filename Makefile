@@ -23,13 +23,13 @@ LAUNCH = $(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher
 # syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
 reproduce-syncbn: LAUNCH = threads=1
 
-.PHONY: help venv demo test test-all lint data sync benchmark benchmark-own clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
+.PHONY: help venv demo test test-all lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
 
 help:
 	@sed -n 's/^#   //p' Makefile
 	@echo "experiments: $(EXPERIMENTS)"
-	@echo "other targets: venv lint data sync benchmark benchmark-own test-all reproduce-all report-all clean-runs"
+	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn test-all reproduce-all report-all clean-runs"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,9 @@ benchmark: $(STAMP)
 # OWN's forward+backward time vs plain weights (cpu-scale own_cifar network), writes benchmarks/own_results.md
 benchmark-own: $(STAMP)
 	$(PY) benchmarks/own_overhead.py
+
+benchmark-rnn: $(STAMP)
+	$(PY) benchmarks/rnn_cells.py
 
 clean-runs:
 	rm -rf runs

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SMOKE, compose_cfg, data_overrides, write_fake_cifar_png, write_fake_mnist
+from helpers import SMOKE, compose_cfg, data_overrides, write_fake_cifar_png, write_fake_mnist, write_fake_ptb
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -21,10 +21,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture(scope="session")
 def fake_data_root(tmp_path_factory) -> Path:
     """``<root>/MNIST/raw/*-ubyte`` (900 train / 300 test) and ``<root>/cifar10/{train,test}/<class>/*.png``
-    (500 train / 300 test); scikit-learn's digits need no files."""
+    (500 train / 300 test), ``<root>/PTB/ptb.char.*.txt``; scikit-learn's digits need no files."""
     root = tmp_path_factory.mktemp("data")
     write_fake_mnist(root)
     write_fake_cifar_png(root)
+    write_fake_ptb(root)
     return root
 
 

@@ -54,6 +54,22 @@ def write_fake_mnist(root: Path, n_train: int = 900, n_test: int = 300, seed: in
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
 
 
+# -------------------------------------------------------------------------------------------- PTB
+def write_fake_ptb(root: Path, seed: int = 0) -> None:
+    """``<root>/PTB/ptb.char.{train,valid,test}.txt`` in Mikolov's format (characters separated by spaces,
+    words by ``_``, one sentence per line): a few predictable sentences, so a model can learn something."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "n't", "<unk>", "$", "N"]
+    folder = root / "PTB"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train", 600), ("valid", 120), ("test", 120)):
+        lines = []
+        for _ in range(n):
+            sentence = "_".join(rng.choice(words, rng.integers(3, 8)))
+            lines.append(" " + " ".join(sentence))
+        (folder / f"ptb.char.{name}.txt").write_text("\n".join(lines) + "\n")
+
+
 # ------------------------------------------------------------------------------------------ CIFAR
 def write_fake_cifar_png(root: Path, n_train_per_class: int = 50, n_test_per_class: int = 30, seed: int = 0) -> None:
     """``<root>/cifar10/{train,test}/<class>/<i>.png``, 32x32 RGB, written with PIL."""

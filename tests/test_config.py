@@ -135,7 +135,7 @@ def test_experiment_composes_at_cpu_scale_with_analysis_blocks(exp):
 
     # A claim's metric is a derived column or a summary value (final_/best_<split>_<metric>).
     # (an evaluation variant adds a suffix: test/acc_batchstats -> final_test_acc_batchstats)
-    summary_metric = re.compile(rf"(final|best)_({'|'.join(SPLITS)})_(loss|acc)(_[a-z]+[0-9]*)?")
+    summary_metric = re.compile(rf"(final|best)_({'|'.join(SPLITS)})_(loss|acc|bpc)(_[a-z]+[0-9]*)?")
     known_metrics = derived_names | {"diverged", "steps_done", "samples_per_s", "train_time_s", "wall_time_s"}
 
     def is_metric(name: str) -> bool:

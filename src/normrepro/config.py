@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 
 @dataclass
 class DataConfig:
-    name: str = "mnist"  # mnist | cifar10 | digits
+    name: str = "mnist"  # mnist | cifar10 | digits | ptb_char (character-level Penn Treebank windows)
     root: str = "${oc.env:NORMREPRO_DATA,data}"  # folder with MNIST/raw, cifar10/ or cifar-10-batches-py/
     cache_dir: str = "${oc.env:NORMREPRO_CACHE,.cache/normrepro}"  # decoded uint8 tensors, one file per set
     val_size: int = 5000  # examples carved from the official train split (fixed permutation)
@@ -25,11 +25,12 @@ class DataConfig:
     standardize: bool = True  # per-channel mean/std computed on the training split used
     order: str = "reshuffle"  # reshuffle (every epoch) | fixed (shuffled once) | sorted (by class)
     augment: bool = False  # batched random crop (pad 4 px) + horizontal flip
+    seq_len: int = 100  # ptb_char: characters per window (train_limit/eval_limit then count windows)
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "mlp"  # mlp | vgg | resnet
+    arch: str = "mlp"  # mlp | vgg | resnet | rnn (sequential MNIST) | char_rnn (character language model)
     activation: str = "relu"  # relu | sigmoid | tanh
     placement: str = "before_act"  # where the norm sits: before_act (after the matmul) | after_act
     bias: bool = True  # bias of the layer feeding a norm (redundant under BN: see scale_invariance)
@@ -54,6 +55,18 @@ class ModelConfig:
     own_group_size: int = 64  # rows (output channels) per OWN group, capped at fan_in - 1; [OWN]'s default 64
     own_eps: float = 1e-5  # added to the Gram matrix's eigenvalues before the inverse square root
     own_scale: float = 1.4142135623730951  # W = scale * orthonormal rows; sqrt(2) = He init's row norm (ReLU)
+    # rnn / char_rnn (normrepro.rnn; norm.kind must be none: the cell chooses the normalization and uses
+    # norm.eps and norm.momentum_pytorch)
+    cell: str = "lstm"  # lstm | bn_sum | bn_input | bn_lstm | ln_lstm | bn_tanh_rnn
+    hidden: int = 100  # units of the recurrent cell
+    pixels_per_step: int = 1  # rnn: pixels read per step (1 = [C]'s T = 784 on MNIST)
+    permute: bool = False  # rnn: a fixed random pixel permutation (pMNIST)
+    permute_seed: int = 0  # rnn: seed of that permutation
+    h0_noise: float = 0.0  # std of the N(0, s^2) initial hidden state in training ([C]'s seq-MNIST fix); 0 = off
+    gamma_init: float = 0.1  # initial gain of every normalized cell's BN/LN ([C] Sec. 4)
+    stats_shared: bool = False  # BN cells: one set of population statistics for all steps ([C]'s ablation)
+    recurrent_init: str = "identity"  # W_h: identity | orthogonal | default
+    forget_bias: float = 1.0  # initial forget-gate bias of the LSTM cells
 
 
 @dataclass
@@ -101,6 +114,7 @@ class TrainConfig:
     ckpt_every: int = 5000  # steps between checkpoints; 0 = never
     eval_batch_size: int = 1000  # examples per forward pass at evaluation
     eval_batch_stats: bool = False  # also evaluate BN with each test batch's own statistics (bn_mode batch)
+    eval_shared_stats: bool = False  # also evaluate recurrent BN with statistics pooled over steps (bn_mode shared)
     eval_train_examples: int = 0  # also evaluate on this many training examples (split train_eval); 0 = off
     # At the final evaluation only (test split), BN's other test-time statistics ([WJ] Sec. 3):
     bn_eval_precise: list[int] = field(default_factory=list)  # examples: precise population statistics
@@ -120,6 +134,7 @@ class ProbeConfig:
     unit_activity: bool = False  # ReLU non-zero fraction per unit (heat maps), besides the per-layer mean
     orthogonality: bool = False  # mean |W W^T - I| per layer and group at each evaluation (OWN's property)
     scale_check: bool = False  # measure BN(aWu) = BN(Wu) and the 1/a gradient at step 0 ([BN] 3.3)
+    hidden_grad_norms: bool = False  # recurrent models: ||dL/dh_t|| for every step t at step 0 ([C] Fig. 1a)
     stuck_epochs: int = 0  # track, over the last N epochs, which (example, unit) ReLU outputs were always 0
 
 
@@ -190,6 +205,7 @@ def validate_config(cfg) -> None:
     from normrepro.norms.registry import SYNC_IMPLS
     from normrepro.norms.weight_param import WEIGHT_PARAMS
     from normrepro.optim import OPTIMIZERS, SCHEDULES
+    from normrepro.rnn import CELLS, RECURRENT_INITS
 
     choices = {
         "data.name": (cfg.data.name, DATASETS), "data.order": (cfg.data.order, ORDERS),
@@ -200,6 +216,7 @@ def validate_config(cfg) -> None:
         "optim.schedule.kind": (cfg.optim.schedule.kind, SCHEDULES),
         "scale.name": (cfg.scale.name, ("smoke", "cpu", "full")),
         "norm.sync_impl": (cfg.norm.sync_impl, SYNC_IMPLS), "dist.backend": (cfg.dist.backend, ("auto", "gloo", "nccl")),
+        "model.cell": (cfg.model.cell, tuple(CELLS)), "model.recurrent_init": (cfg.model.recurrent_init, RECURRENT_INITS),
     }
     errors = [f"{key}={value!r} (valid: {', '.join(valid)})" for key, (value, valid) in choices.items()
               if value not in valid]
@@ -227,5 +244,11 @@ def validate_config(cfg) -> None:
     bad = [n for n in [*cfg.train.bn_eval_precise, *cfg.train.bn_eval_test_batches] if n < 1]
     if bad:
         errors.append(f"train.bn_eval_precise / train.bn_eval_test_batches need sizes >= 1, got {bad}")
+    if cfg.model.arch in ("rnn", "char_rnn") and cfg.norm.kind != "none":
+        errors.append(f"model.arch={cfg.model.arch} needs norm=none (model.cell chooses the recurrent normalization)")
+    if cfg.model.arch == "char_rnn" and cfg.data.name != "ptb_char":
+        errors.append("model.arch=char_rnn needs data=ptb_char")
+    if cfg.data.name == "ptb_char" and cfg.model.arch != "char_rnn":
+        errors.append("data=ptb_char needs model.arch=char_rnn")
     if errors:
         raise ConfigError("invalid config: " + "; ".join(errors))

@@ -128,6 +128,23 @@ def _frac_in(t: torch.Tensor, lo: float, hi: float) -> float:
     return ((t >= lo) & (t <= hi)).float().mean().item()
 
 
+def hidden_grad_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[tuple[int, float]]:
+    """[C] Fig. 1a: ||dL/dh_t|| (Frobenius norm over the batch) for t = 1..T, for a recurrent model
+    (``models/rnn.py``) on one batch, BN with that batch's per-step statistics. Computed on a float64 copy
+    of the model: a gradient that shrinks by a constant factor per step underflows float32 (to exactly 0)
+    within a few hundred of [C]'s 784 steps. The model itself is left untouched."""
+    import copy
+
+    import torch.nn.functional as F
+
+    probe = copy.deepcopy(model).double()
+    probe.keep_hidden = True
+    with batch_stats_mode(probe):
+        loss = F.cross_entropy(probe(x.double() if x.is_floating_point() else x), y)
+        grads = torch.autograd.grad(loss, probe.hiddens)
+    return [(t + 1, g.norm().item()) for t, g in enumerate(grads)]
+
+
 def grad_norms(model: nn.Module) -> dict[str, float]:
     """L2 norm of each Linear/Conv weight gradient (keyed by module name) and of all gradients ("").
 

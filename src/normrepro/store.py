@@ -21,6 +21,8 @@ SPLITS = ("train", "train_eval", "val", "test", "probe")
 METRICS = {
     "loss": "mean cross-entropy (nats)",
     "acc": "classification accuracy (fraction)",
+    "bpc": "bits per character: the mean per-character cross-entropy / ln 2 (language modelling)",
+    "hidden_grad_norm": "||dL/dh_t|| over a probe batch at step 0 (unit = the time step t; [C] Fig. 1a)",
     "lr": "learning rate at this step",
     "samples_per_s": "training examples per second since the last log row",
     "grad_norm": "L2 norm of a layer's weight gradient (layer names the layer; no layer = all parameters)",
@@ -52,9 +54,10 @@ METRICS = {
 REQUIRED = ("step", "epoch", "split", "metric", "value")
 OPTIONAL = ("layer", "unit", "bn_mode")
 # What BN normalized with at evaluation: its running averages (population), the slow second average
-# (ema_slow), precise population statistics over N training images (precise@N), or the test batch's own
-# statistics (batch: batches as in training; batch@n: whole test batches of n).
-BN_MODES = ("batch", "population", "precise", "ema_slow")
+# (ema_slow), precise population statistics over N training images (precise@N), the test batch's own
+# statistics (batch: batches as in training; batch@n: whole test batches of n), or, for recurrent BN,
+# statistics pooled over time steps (shared).
+BN_MODES = ("batch", "population", "precise", "ema_slow", "shared")
 SIZED_BN_MODES = ("precise", "batch")  # may carry "@<examples>"
 
 

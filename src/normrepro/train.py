@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from normrepro import distributed
 from normrepro.config import register_configs, validate_config
-from normrepro.data import BatchSchedule, DatasetNotFound, load_splits
+from normrepro.data import BatchSchedule, DatasetNotFound, load_char_splits, load_splits
 from normrepro.errors import UserError
 from normrepro.models import build_model
 from normrepro.optim import build_optimizer, build_schedule
@@ -80,8 +80,11 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
     if ctx is not None and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
     d = cfg.data
-    splits = load_splits(d.name, d.root, d.cache_dir, d.val_size, d.split_seed, d.train_limit, d.eval_limit,
-                         d.standardize, device=str(device))
+    if d.name == "ptb_char":
+        splits = load_char_splits(d.root, d.seq_len, d.train_limit, d.eval_limit, device=str(device))
+    else:
+        splits = load_splits(d.name, d.root, d.cache_dir, d.val_size, d.split_seed, d.train_limit, d.eval_limit,
+                             d.standardize, device=str(device))
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = build_model(cfg.model, cfg.norm, splits.input_shape, splits.num_classes).to(device)
     # DDP averages the gradients across processes (and broadcasts rank 0's BN buffers at each forward)

@@ -18,8 +18,15 @@ from normrepro.norms import BATCH_NORM_TYPES
 from normrepro.norms.ghost_bn import slow_average_swapped
 from normrepro.norms.precise_stats import population_statistics, precise_statistics, whole_batch_statistics
 from normrepro.norms.scale_check import measure_scale_invariance
+from normrepro.norms.stepwise_bn import StepwiseBatchNorm, shared_stats_mode
 from normrepro.orthogonality import orthogonality_rows
-from normrepro.probes import ActivationProbe, StuckUnitTracker, batch_stats_mode, grad_norms
+from normrepro.probes import (
+    ActivationProbe,
+    StuckUnitTracker,
+    batch_stats_mode,
+    grad_norms,
+    hidden_grad_norms,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ class Trainer:
         self.splits, self.batches, self.aug_gen = splits, batches, aug_gen
         self.writer, self.run_dir, self.label = writer, run_dir, label
         self.has_bn = any(isinstance(m, BATCH_NORM_TYPES) for m in model.modules())
+        self.has_stepwise_bn = any(isinstance(m, StepwiseBatchNorm) for m in model.modules())
         self.probe = ActivationProbe(model, list(cfg.probes.units), per_unit=cfg.probes.unit_activity) \
             if cfg.probes.enabled else None
         self.dynamics = TrainingDynamics(model) if cfg.probes.dynamics else None
@@ -71,6 +79,10 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()  # BN uses its running averages: the network as it would be deployed
         self._evaluate_splits(step, "population" if self.has_bn else None, self.cfg.train.eval_batch_size, "")
+        if self.has_stepwise_bn and self.cfg.train.eval_shared_stats:
+            # recurrent BN with its per-step population statistics pooled over time ([C]'s ablation)
+            with shared_stats_mode(self.model):
+                self._evaluate_splits(step, "shared", self.cfg.train.eval_batch_size, "_sharedstats")
         if self.has_bn and self.cfg.train.eval_batch_stats:
             # BN normalizing each test batch with its own statistics, batches as large as training's
             with batch_stats_mode(self.model):
@@ -128,11 +140,15 @@ class Trainer:
                 logits = self.model(x)
                 loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
                 correct += (logits.argmax(1) == y).sum().item()
-            for metric, value in (("loss", loss_sum / n_used), ("acc", correct / n_used)):
+            n_targets = y_all[:n_used].numel()  # = examples, or characters for sequence targets (N, T)
+            results = [("loss", loss_sum / n_targets), ("acc", correct / n_targets)]
+            if y_all.dim() > 1:  # language modelling: bits per character
+                results.append(("bpc", loss_sum / n_targets / math.log(2)))
+            for metric, value in results:
                 self.writer.write(step, self._epoch(step), split_name, metric, value, bn_mode=bn_mode)
                 key = f"{split_name}/{metric}{suffix}"
                 self.last_eval[key] = value
-                better = max if metric == "acc" else min
+                better = max if metric == "acc" else min  # loss, bpc: lower is better
                 self.best_eval[key] = better(self.best_eval.get(key, value), value)
 
     # --- training ----------------------------------------------------------------------------------------
@@ -143,6 +159,10 @@ class Trainer:
         self.model.train()
         if start_step == 0:
             self.evaluate(0)
+            if self.cfg.probes.hidden_grad_norms:
+                n = min(self.cfg.probes.examples, len(self.splits.val.y))
+                for t, value in hidden_grad_norms(self.model, self.splits.val.x[:n], self.splits.val.y[:n]):
+                    self.writer.write(0, 0.0, "probe", "hidden_grad_norm", value, unit=t)
             if self.cfg.probes.scale_check:
                 for r in measure_scale_invariance(scales=(0.01, 0.1, 10.0, 100.0), seed=self.cfg.seed):
                     layer = f"a={r['scale']:g}"
@@ -185,7 +205,7 @@ class Trainer:
             with torch.no_grad():
                 acc["loss"] += loss.detach().double()
                 acc["correct"] += (logits.argmax(1) == y).sum()
-            acc["seen"] += len(y)
+            acc["seen"] += y.numel()
             acc["steps"] += 1
             dt = time.perf_counter() - t0
             self.train_time += dt

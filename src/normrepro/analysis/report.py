@@ -12,9 +12,17 @@ import pandas as pd
 SETUP_KEYS = ("data.name", "data.train_limit", "data.order", "data.augment", "model.arch", "model.widths",
               "model.stages", "model.width_mult", "model.depth", "model.activation", "model.placement",
               "model.init", "model.init_std", "norm.kind", "optim.name", "optim.lr", "optim.momentum",
-              "optim.schedule.kind", "train.steps", "train.batch_size", "train.eval_every")
-# architecture-specific keys, shown only for their architecture
-ARCH_KEYS = {"model.widths": "mlp", "model.stages": "vgg", "model.width_mult": "vgg", "model.depth": "resnet"}
+              "optim.schedule.kind", "optim.grad_clip", "train.steps", "train.batch_size", "train.eval_every",
+              "model.cell", "model.hidden", "model.pixels_per_step", "model.permute", "model.h0_noise",
+              "model.gamma_init", "model.recurrent_init", "data.seq_len")
+# architecture-specific keys, shown only for their architectures
+_RNN = ("rnn", "char_rnn")
+ARCH_KEYS = {"model.widths": ("mlp",), "model.stages": ("vgg",), "model.width_mult": ("vgg",),
+             "model.depth": ("resnet",), "model.cell": _RNN, "model.hidden": _RNN, "model.h0_noise": _RNN,
+             "model.gamma_init": _RNN, "model.recurrent_init": _RNN, "model.pixels_per_step": ("rnn",),
+             "model.permute": ("rnn",), "data.seq_len": ("char_rnn",), "model.activation": ("mlp", "vgg", "resnet"),
+             "model.placement": ("mlp", "vgg", "resnet"), "model.init": ("mlp", "vgg", "resnet"),
+             "model.init_std": ("mlp", "vgg", "resnet")}
 
 
 def _fmt(v) -> str:
@@ -48,7 +56,7 @@ def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, fi
     grid = {c: sorted(map(str, runs[c].dropna().unique())) for c in collected.grid_columns if c in runs}
     archs = {str(a) for a in runs.get("model.arch", [collected.fixed.get("model.arch")])}
     setup = {k: collected.fixed[k] for k in SETUP_KEYS
-             if k in collected.fixed and ARCH_KEYS.get(k, next(iter(archs))) in archs}
+             if k in collected.fixed and set(ARCH_KEYS.get(k, archs)) & archs}
     statuses = runs["status"].value_counts().to_dict() if "status" in runs else {}
     lines = [
         f"# `{exp['id']}`",

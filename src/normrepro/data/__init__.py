@@ -12,8 +12,12 @@ from .augment import random_crop_flip
 from .batches import ORDERS, BatchSchedule
 from .cache import load_raw
 from .errors import CorruptDataset, DatasetNotFound
-from .sources import NAMES, read_cifar10, read_digits, read_mnist
+from .sources import NAMES as IMAGE_NAMES
+from .sources import read_cifar10, read_digits, read_mnist
 from .splits import Split, Splits, load_splits
+from .text import load_char_splits
+
+NAMES = (*IMAGE_NAMES, "ptb_char")  # every value of data.name
 
 __all__ = [
     "NAMES",
@@ -24,6 +28,7 @@ __all__ = [
     "Split",
     "Splits",
     "load_raw",
+    "load_char_splits",
     "load_splits",
     "random_crop_flip",
     "read_cifar10",

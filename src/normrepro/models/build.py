@@ -11,11 +11,13 @@ from normrepro.errors import ConfigError
 from normrepro.models.common import init_weights
 from normrepro.models.mlp import MLP
 from normrepro.models.resnet import ResNet
+from normrepro.models.rnn import CharLanguageModel, SequenceClassifier
 from normrepro.models.vgg import VGG
 from normrepro.norms import make_norm
 from normrepro.norms.weight_param import apply_weight_param
 
-ARCHS = ("mlp", "vgg", "resnet")
+ARCHS = ("mlp", "vgg", "resnet", "rnn", "char_rnn")
+RECURRENT_ARCHS = ("rnn", "char_rnn")
 
 
 def build_model(model_cfg, norm_cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -29,6 +31,10 @@ def build_model(model_cfg, norm_cfg, input_shape: tuple[int, ...], num_classes: 
                   m.placement, norm, m.bias, m.dropout_hidden)
     elif m.arch == "resnet":
         net = ResNet(input_shape, num_classes, m.depth, m.base_width, m.activation, norm, m.bias, m.placement)
+    elif m.arch == "rnn":  # the cell chooses the normalization (model.cell), not norm.kind
+        return SequenceClassifier(m, norm_cfg, input_shape, num_classes)
+    elif m.arch == "char_rnn":
+        return CharLanguageModel(m, norm_cfg, input_shape, num_classes)
     else:
         raise ValueError(f"unknown model.arch {m.arch!r}; valid: {', '.join(ARCHS)}")
     init_weights(net, m.init, m.init_std)
