@@ -128,6 +128,8 @@ def test_config_checks(engine_env):
         validate_config(engine_env.cfg("norm=bn", "norm.ghost_batch=7", "train.batch_size=64"))
     with pytest.raises(ConfigError, match="need norm.kind=bn"):
         validate_config(engine_env.cfg("norm=ln", "norm.momentum_slow=0.01"))
+    with pytest.raises(ConfigError, match="needs a feed-forward model"):
+        validate_config(engine_env.cfg("model.arch=rnn", "norm=none", "train.bn_eval_precise=[100]"))
     with pytest.raises(ConfigError, match="sizes >= 1"):
         validate_config(engine_env.cfg("train.bn_eval_test_batches=[0]"))
 
@@ -148,3 +150,9 @@ def test_run_reports_every_test_time_statistic(engine_env):
     # population-style evaluations of the same weights differ only through the statistics they use
     assert len({round(v, 6) for v in (final["test/loss"], final["test/loss_emaslow"],
                                       final["test/loss_precise64"])}) == 3
+
+
+def test_precise_statistics_refuse_per_time_step_bn():
+    from normrepro.norms.stepwise_bn import StepwiseBatchNorm
+    with pytest.raises(ValueError, match="per time step"):
+        precise_statistics(nn.Sequential(StepwiseBatchNorm(4, 5)), torch.randn(8, 4), batch_size=4)

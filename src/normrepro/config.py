@@ -241,6 +241,8 @@ def validate_config(cfg) -> None:
     if nc.kind == "syncbn" and nc.sync_impl == "torch" and not str(cfg.device).startswith(("cuda", "auto")):
         errors.append("norm.sync_impl=torch needs device=cuda (torch.nn.SyncBatchNorm refuses CPU tensors); "
                       "use norm.sync_impl=manual")
+    if cfg.train.bn_eval_precise and cfg.model.arch in ("rnn", "char_rnn"):
+        errors.append("train.bn_eval_precise needs a feed-forward model (recurrent BN keeps statistics per time step)")
     bad = [n for n in [*cfg.train.bn_eval_precise, *cfg.train.bn_eval_test_batches] if n < 1]
     if bad:
         errors.append(f"train.bn_eval_precise / train.bn_eval_test_batches need sizes >= 1, got {bad}")

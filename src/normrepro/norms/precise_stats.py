@@ -45,6 +45,10 @@ def precise_statistics(model: nn.Module, x: torch.Tensor, batch_size: int) -> di
     """Population (mean, biased variance) of every BN layer's input over ``x``, in batches of ``batch_size``
     (a trailing partial batch is dropped: every normalization batch has the training size)."""
     layers = _bn_layers(model)
+    stepwise = [type(m).__name__ for m in layers if m.running_mean.dim() != 1]
+    if stepwise:
+        raise ValueError(f"precise statistics need one (mean, var) per channel; {stepwise[0]} keeps them per "
+                         "time step")
     sums: dict[nn.Module, list] = {m: [0.0, 0.0, 0] for m in layers}
 
     def record(module, inputs):
