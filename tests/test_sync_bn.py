@@ -113,3 +113,14 @@ def test_data_parallel_job_matches_one_process_with_the_whole_batch(engine_env):
         assert synced["final"][key] == pytest.approx(single["final"][key], rel=1e-3)
         assert abs(local["final"][key] - single["final"][key]) > 1e-3  # BN over 4 examples per process differs
     assert len(_losses(engine_env.tmp / "sync")) == len(_losses(engine_env.tmp / "single"))
+
+
+def test_syncbn_without_gradients_uses_local_statistics():
+    """Outside training steps (no_grad: precise statistics, rank-0 evaluation) SyncBN is local BN."""
+    x, _ = _batch(2)
+    bn, ref = SyncBatchNorm(3, 2), nn.BatchNorm2d(3)
+    _weights(bn)
+    _weights(ref)
+    with torch.no_grad():
+        torch.testing.assert_close(bn(x), ref(x), rtol=0, atol=TOL)
+    torch.testing.assert_close(bn.running_var, ref.running_var, rtol=0, atol=TOL)

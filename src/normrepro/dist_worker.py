@@ -8,6 +8,7 @@ config the launcher saved in the run directory and trains with ``normrepro.train
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,6 @@ def main(argv: list[str]) -> int:
     cfg = OmegaConf.load(run_dir / LAUNCH_CONFIG)
     backend = backend_for(cfg.dist.backend, cfg.device)
     if backend == "nccl":
-        import os
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend)
     logging.basicConfig(level=logging.INFO if dist.get_rank() == 0 else logging.WARNING,

@@ -100,9 +100,13 @@ class Trainer:
     def evaluate_bn_statistics(self, step: int) -> None:
         """BN's other test-time statistics on the test split, after training ([WJ] Sec. 3): the slow running
         average, precise population statistics over N training images, whole test batches' own statistics."""
-        tc, test = self.cfg.train, {"test": self.eval_splits["test"]}
         if not self.has_bn or not self.is_main:
             return
+        with parametrize.cached():  # as in evaluate: reparameterized weights computed once
+            self._evaluate_bn_statistics(step)
+
+    def _evaluate_bn_statistics(self, step: int) -> None:
+        tc, test = self.cfg.train, {"test": self.eval_splits["test"]}
         self.model.eval()
         if self.cfg.norm.momentum_slow is not None:
             with slow_average_swapped(self.model):
@@ -186,8 +190,11 @@ class Trainer:
                 self.dynamics.arm()
             logits = self.train_model(x)
             loss = F.cross_entropy(logits, y)
-            finite, loss_value = self.dist.all_finite(loss) if self.dist is not None else \
-                (math.isfinite(loss.item()), loss.item())
+            if self.dist is not None:
+                finite, loss_value = self.dist.all_finite(loss)
+            else:
+                loss_value = loss.item()  # one host sync per step
+                finite = math.isfinite(loss_value)
             if not finite:
                 return self._diverged(step + 1, loss_value)
             self.optimizer.zero_grad(set_to_none=True)

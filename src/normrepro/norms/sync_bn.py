@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch.autograd.function import once_differentiable
 
-from normrepro.norms.manual_bn import BatchNormBase, _per_channel, _reduce_dims
+from normrepro.norms.manual_bn import BatchNormBase, _per_channel, _reduce_dims, bn_train_forward
 
 
 def _world() -> int:
@@ -100,15 +100,9 @@ class SyncBatchNorm(BatchNormBase):
         if not self.training:
             return self._eval_forward(x)
         if not torch.is_grad_enabled():  # local statistics outside training steps (see module doc)
-            dims = _reduce_dims(x)
-            mean, var = x.mean(dims), x.var(dims, unbiased=False)
+            y, mean, var, _, _ = bn_train_forward(x, self.weight, self.bias, self.eps)
             self._update_running_stats(mean, var, x.numel() // x.shape[1])
-            y = (x - _per_channel(mean, x)) * _per_channel((var + self.eps).rsqrt(), x)
-        else:
-            y, mean, var, m = SyncBatchNormFunction.apply(x, self.weight if self.affine else None,
-                                                          self.bias if self.affine else None, self.eps)
-            self._update_running_stats(mean, var, int(m.item()))
             return y
-        if self.affine:
-            y = y * _per_channel(self.weight, x) + _per_channel(self.bias, x)
+        y, mean, var, m = SyncBatchNormFunction.apply(x, self.weight, self.bias, self.eps)
+        self._update_running_stats(mean, var, int(m.item()))
         return y
