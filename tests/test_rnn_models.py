@@ -124,3 +124,12 @@ def test_char_run_reports_bits_per_character(engine_env):
 def test_rnn_config_errors(engine_env, overrides, message):
     with pytest.raises(ConfigError, match=message):
         run(engine_env.cfg(*overrides), engine_env.tmp / "run", "bad")
+
+
+def test_missing_ptb_is_one_line_naming_the_files(tmp_path):
+    from normrepro.data import DatasetNotFound
+    from normrepro.data.text import read_stream
+    with pytest.raises(DatasetNotFound) as info:
+        read_stream(tmp_path / "PTB" / "ptb.char.train.txt")
+    text = str(info.value)
+    assert "\n" not in text and "ptb.char.{train,valid,test}.txt" in text and "does not fetch PTB" in text

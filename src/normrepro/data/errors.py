@@ -22,10 +22,10 @@ def _one_line(text: str) -> str:
 class DatasetNotFound(RuntimeError):
     """A dataset (or one of its files) is not where the loader looked for it."""
 
-    def __init__(self, dataset: str, path: str | Path) -> None:
+    def __init__(self, dataset: str, path: str | Path, fix: str = _FIX_MISSING) -> None:
         self.dataset = dataset
         self.path = str(path)
-        super().__init__(_one_line(f"{dataset} not found at {self.path}: {_FIX_MISSING}"))
+        super().__init__(_one_line(f"{dataset} not found at {self.path}: {fix}"))
 
 
 class CorruptDataset(DatasetNotFound):

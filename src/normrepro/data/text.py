@@ -25,7 +25,9 @@ FILES = {"train": "ptb.char.train.txt", "val": "ptb.char.valid.txt", "test": "pt
 def read_stream(path: Path) -> str:
     """The file's characters as one string, ``\n`` standing for <eos> after each sentence."""
     if not path.is_file():
-        raise DatasetNotFound("PTB (character level)", str(path))
+        raise DatasetNotFound("PTB (character level)", str(path),
+                              "set NORMREPRO_DATA=<dir> (or data.root=...) to a folder whose PTB/ holds Mikolov's "
+                              "ptb.char.{train,valid,test}.txt (`make data` does not fetch PTB)")
     lines = []
     for line in path.read_text().splitlines():
         chars = line.split()
