@@ -8,11 +8,13 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from normrepro.config import ModelConfig, NormConfig
+from normrepro.measure.activations import ActivationProbe
+from normrepro.measure.grad_norms import grad_norms
 from normrepro.models import build_model
 from normrepro.models.common import NormAct
 from normrepro.models.mlp import MLP
 from normrepro.norms import NORM_KINDS, make_norm
-from normrepro.probes import ActivationProbe, batch_stats_mode, grad_norms
+from normrepro.norms.modes import batch_statistics as batch_stats_mode
 
 torch.set_num_threads(1)
 # (kind, dims) pairs that exist: instance norm needs spatial dims.

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from normrepro.config import ModelConfig, NormConfig
+from normrepro.measure.orthogonality import orthogonality_rows
 from normrepro.models import build_model
 from normrepro.norms.own import (
     OrthogonalWeight,
@@ -23,7 +24,6 @@ from normrepro.norms.own import (
 )
 from normrepro.norms.weight_param import apply_weight_param, own_parametrization, reparameterized_layers
 from normrepro.optim import build_schedule
-from normrepro.orthogonality import orthogonality_rows
 
 
 def _group_grams(w: torch.Tensor, size: int) -> list[torch.Tensor]:

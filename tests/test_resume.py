@@ -106,9 +106,10 @@ def test_resume_between_log_steps_matches_uninterrupted(engine_env, monkeypatch)
         original = Trainer.evaluate
 
         def evaluate_then_die(self, step):
-            original(self, step)
+            diverged = original(self, step)
             if step == 12:
                 raise Killed
+            return diverged
 
         mp.setattr(Trainer, "evaluate", evaluate_then_die)
         with pytest.raises(Killed):

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from normrepro.norms import BATCH_NORM_TYPES
-from normrepro.norms.stepwise_bn import StepwiseBatchNorm, shared_stats_mode
-from normrepro.probes import batch_stats_mode
+from normrepro.norms.modes import batch_statistics as batch_stats_mode
+from normrepro.norms.modes import shared_statistics as shared_stats_mode
+from normrepro.norms.stepwise_bn import StepwiseBatchNorm
 from normrepro.rnn import CELLS, make_cell
 
 T, N, D, H = 6, 16, 3, 5

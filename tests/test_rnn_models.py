@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from normrepro.config import ModelConfig, NormConfig
 from normrepro.data import load_char_splits
 from normrepro.errors import ConfigError
+from normrepro.measure.hidden_grads import hidden_grad_norms
 from normrepro.models.rnn import CharLanguageModel, SequenceClassifier
-from normrepro.probes import hidden_grad_norms
 from normrepro.store import read_metrics
 from normrepro.train import run
 

@@ -20,8 +20,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from normrepro import distributed
 from normrepro.config import register_configs, validate_config
-from normrepro.data import BatchSchedule, DatasetNotFound, load_char_splits, load_splits
+from normrepro.data import BatchSchedule, DatasetNotFound, TrainingBatches, load_char_splits, load_splits
 from normrepro.errors import UserError
+from normrepro.evaluation import Evaluator
+from normrepro.measure import build_instruments
 from normrepro.models import build_model
 from normrepro.optim import build_optimizer, build_schedule
 from normrepro.provenance import environment
@@ -92,7 +94,7 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
         model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     schedule = build_schedule(optimizer, cfg.optim.schedule, cfg.train.steps)
-    batches = BatchSchedule(splits.train.y, cfg.train.batch_size, d.order, derive_seed(cfg.seed, "order"))
+    schedule_of_batches = BatchSchedule(splits.train.y, cfg.train.batch_size, d.order, derive_seed(cfg.seed, "order"))
     torch.manual_seed(derive_seed(cfg.seed, "dropout"))  # the global stream now drives dropout only
 
     ckpt = rd.load_checkpoint()
@@ -106,8 +108,17 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
                                        cfg.logger.entity, cfg.logger.mode,
                                        resume_id=ckpt.get("wandb_id") if ckpt else None))
     writer = MetricsWriter(rd.metrics_file if main_rank else os.devnull, mirrors)
-    trainer = Trainer(cfg, model, optimizer, schedule, splits, batches, generator(cfg.seed, "augment", str(device)),
-                      writer, rd, label, train_model=train_model, dist=ctx)
+    augment = generator(cfg.seed, "augment", str(device)) if d.augment else None
+    batches = TrainingBatches(splits.train, schedule_of_batches, augment, ctx.shard if ctx is not None else None)
+    eval_splits = {"val": splits.val, "test": splits.test}
+    if cfg.train.eval_train_examples:  # a fixed slice of the training set, in eval mode: the train-test gap
+        n = cfg.train.eval_train_examples
+        eval_splits["train_eval"] = type(splits.train)(splits.train.x[:n], splits.train.y[:n])
+    evaluator = Evaluator(model, eval_splits, cfg.train.eval_batch_size,
+                          lambda step, *row, **opt: writer.write(step, step / batches.steps_per_epoch, *row, **opt))
+    instruments = build_instruments(cfg, model, splits, schedule_of_batches)
+    trainer = Trainer(cfg.train, model, optimizer, schedule, batches, evaluator, instruments, writer, rd, label,
+                      grad_clip=cfg.optim.grad_clip, train_model=train_model, dist=ctx)
     start = 0
     if ckpt:
         start = trainer.restore(ckpt)
@@ -126,7 +137,7 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
             if outcome["status"] == "done" else None,
             "params": sum(p.numel() for p in model.parameters()),
             "processes": world,
-            "final": trainer.last_eval, "best": trainer.best_eval,
+            "final": evaluator.last, "best": evaluator.best,
             **environment(device, threads),
         }
         for mirror in mirrors:

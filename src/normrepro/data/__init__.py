@@ -9,7 +9,7 @@ Typical use::
 """
 
 from .augment import random_crop_flip
-from .batches import ORDERS, BatchSchedule
+from .batches import ORDERS, BatchSchedule, TrainingBatches
 from .cache import load_raw
 from .errors import CorruptDataset, DatasetNotFound
 from .sources import NAMES as IMAGE_NAMES
@@ -23,6 +23,7 @@ __all__ = [
     "NAMES",
     "ORDERS",
     "BatchSchedule",
+    "TrainingBatches",
     "CorruptDataset",
     "DatasetNotFound",
     "Split",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from normrepro.data.augment import random_crop_flip
+
 ORDERS = ("reshuffle", "fixed", "sorted")
 
 # Epoch e of seed s uses manual_seed(s * _EPOCH_STRIDE + e): a prime stride keeps the streams of
@@ -65,3 +67,23 @@ class BatchSchedule:
         start = i * self.batch_size
         # clone: callers may modify the batch in place without corrupting the cached order.
         return self.epoch_order(epoch)[start : start + self.batch_size].clone()
+
+
+class TrainingBatches:
+    """The training examples of step ``step``: the schedule's indices gathered from the in-memory training
+    split, augmented as a whole (``augment``: a generator for ``random_crop_flip``, or None), then cut to
+    this process's slice (``shard``, a data-parallel job's ``DistContext.shard``, or None)."""
+
+    def __init__(self, split, schedule: BatchSchedule, augment: torch.Generator | None = None, shard=None):
+        self.split, self.schedule, self.augment, self.shard = split, schedule, augment, shard
+        self.steps_per_epoch = schedule.steps_per_epoch
+
+    def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x, y, idx)`` of step ``step``."""
+        idx = self.schedule.batch(step)
+        x, y = self.split.x.index_select(0, idx), self.split.y.index_select(0, idx)  # faster than x[idx] here
+        if self.augment is not None:
+            x = random_crop_flip(x, self.augment)
+        if self.shard is not None:
+            x, y = self.shard(x), self.shard(y)
+        return x, y, idx

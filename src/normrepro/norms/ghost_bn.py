@@ -11,13 +11,12 @@ Running averages follow PyTorch: one update per SGD batch with the mean over gro
 unbiased variance (g/(g-1) correction). ``momentum_slow`` keeps a second exponential average with another
 momentum in the buffers ``running_mean_slow`` / ``running_var_slow``, so one training run yields the
 test-time statistics of two momenta ([WJ] Sec. 3.1: EMA statistics lag the weights; the lag grows as the
-momentum shrinks). A momentum of 0 freezes both averages (``probes.batch_stats_mode`` relies on that).
+momentum shrinks). ``frozen_stats`` (set by ``modes.frozen_running_averages``) freezes both averages.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from normrepro.norms.manual_bn import BatchNormBase, _per_channel
 
@@ -78,7 +77,7 @@ class GhostBatchNorm(BatchNormBase):
 
     @torch.no_grad()
     def _update_all(self, mean: torch.Tensor, var: torch.Tensor, m: int) -> None:
-        if self.momentum == 0:  # frozen (batch_stats_mode): neither average moves
+        if self.frozen_stats:  # modes.frozen_running_averages: neither average moves
             return
         c = self.num_features
         group_mean = mean.reshape(-1, c).mean(0)
@@ -88,28 +87,3 @@ class GhostBatchNorm(BatchNormBase):
             f = self.momentum_slow
             self.running_mean_slow.mul_(1 - f).add_(group_mean, alpha=f)
             self.running_var_slow.mul_(1 - f).add_(group_var * (m / (m - 1)), alpha=f)
-
-
-def slow_average_swapped(model: nn.Module):
-    """Context manager: every ``GhostBatchNorm`` with a slow average normalizes with it instead."""
-    return _SwapSlow(model)
-
-
-class _SwapSlow:
-    def __init__(self, model: nn.Module):
-        self.layers = [m for m in model.modules() if isinstance(m, GhostBatchNorm) and m.momentum_slow is not None]
-        if not self.layers:
-            raise ValueError("no GhostBatchNorm layer with a slow running average (set norm.momentum_slow)")
-
-    def _swap(self) -> None:
-        for m in self.layers:
-            m.running_mean, m.running_mean_slow = m.running_mean_slow, m.running_mean
-            m.running_var, m.running_var_slow = m.running_var_slow, m.running_var
-
-    def __enter__(self):
-        self._swap()
-        return self
-
-    def __exit__(self, *exc):
-        self._swap()
-        return False

@@ -121,6 +121,7 @@ class BatchNormBase(nn.Module):
         self.num_features, self.dims, self.eps = num_features, dims, eps
         self.momentum = momentum_pytorch
         self.affine = affine
+        self.frozen_stats = False  # True: training forwards leave the running averages as they are (modes.py)
         if affine:
             self.weight = nn.Parameter(torch.ones(num_features))
             self.bias = nn.Parameter(torch.zeros(num_features))
@@ -159,6 +160,8 @@ class BatchNormBase(nn.Module):
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, m: int) -> None:
         """PyTorch's running averages; ``var`` is the biased batch variance, stored unbiased (x m/(m-1))."""
+        if self.frozen_stats:
+            return
         self.num_batches_tracked.add_(1)
         factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         self.running_mean.mul_(1 - factor).add_(mean.to(self.running_mean.dtype), alpha=factor)

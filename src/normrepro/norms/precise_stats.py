@@ -12,21 +12,18 @@ which is the population mean and (biased) variance of the layer's inputs over th
 the exponential average's lag behind the weights. Batches are as large as the training batch and ghost-batch
 layers normalize over their groups, as in training.
 
-Batch statistics at test time (:func:`whole_batch_statistics`): BN normalizes each test batch with that
-batch's own statistics (the ``batch_stats_mode`` of ``probes.py``) over the *whole* test batch, whatever the
+Batch statistics at test time (``modes.whole_batch_statistics``): BN normalizes each test batch with that
+batch's own statistics (``modes.batch_statistics``) over the *whole* test batch, whatever the
 training normalization batch was.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
-from normrepro.norms import BATCH_NORM_TYPES
 from normrepro.norms.ghost_bn import GhostBatchNorm
-from normrepro.probes import batch_stats_mode
+from normrepro.norms.modes import BATCH_NORM_TYPES, batch_statistics
 
 
 def _bn_layers(model: nn.Module) -> list[nn.Module]:
@@ -63,7 +60,7 @@ def precise_statistics(model: nn.Module, x: torch.Tensor, batch_size: int) -> di
 
     handles = [m.register_forward_pre_hook(record) for m in layers]
     try:
-        with batch_stats_mode(model):
+        with batch_statistics(model):
             n_used = len(x) - len(x) % batch_size
             if n_used == 0:
                 raise ValueError(f"need at least one batch of {batch_size} examples, got {len(x)}")
@@ -77,33 +74,3 @@ def precise_statistics(model: nn.Module, x: torch.Tensor, batch_size: int) -> di
         mean = s_mean / k
         out[m] = (mean, (s_sq / k - mean * mean).clamp_min(0.0))
     return out
-
-
-@contextlib.contextmanager
-def population_statistics(stats: dict[nn.Module, tuple]):
-    """Temporarily make every BN layer's running statistics ``stats[layer]`` (eval mode then uses them)."""
-    saved = {m: (m.running_mean.clone(), m.running_var.clone()) for m in stats}
-    try:
-        for m, (mean, var) in stats.items():
-            m.running_mean.copy_(mean.to(m.running_mean.dtype))
-            m.running_var.copy_(var.to(m.running_var.dtype))
-        yield
-    finally:
-        for m, (mean, var) in saved.items():
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
-
-
-@contextlib.contextmanager
-def whole_batch_statistics(model: nn.Module):
-    """BN normalizes each forward batch with that whole batch's statistics (ghost groups switched off),
-    running averages untouched."""
-    ghosts = [(m, m.ghost_batch) for m in model.modules() if isinstance(m, GhostBatchNorm)]
-    try:
-        for m, _ in ghosts:
-            m.ghost_batch = 0
-        with batch_stats_mode(model):
-            yield model
-    finally:
-        for m, g in ghosts:
-            m.ghost_batch = g

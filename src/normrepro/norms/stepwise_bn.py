@@ -11,12 +11,12 @@ averages, one row of ``running_mean``/``running_var`` per step); for t beyond th
 training the statistics of the last trained step are reused ([C] Sec. 3, "generalizing to longer
 sequences"). ``shared=True`` is [C]'s ablation: the population statistics are one running average of the
 statistics of all steps pooled (batch statistics in training stay per step). Since training is the same
-either way, :func:`shared_stats_mode` evaluates a per-step model with its per-step statistics pooled,
+either way, ``modes.shared_statistics`` evaluates a per-step model with its per-step statistics pooled,
 the same ablation on the same weights.
 
 The module subclasses :class:`BatchNormBase`, so the repo's BN bookkeeping applies to it unchanged:
-``probes.batch_stats_mode`` (train mode with momentum 0: each eval batch's own per-step statistics, running
-averages untouched) and the trainer's ``eval_batch_stats`` rows.
+``modes.batch_statistics`` (train mode with frozen running averages: each eval batch's own per-step
+statistics) and the trainer's ``eval_batch_stats`` rows.
 
 Two call forms share the same buffers: ``norm(x_t, t)`` for one step inside a recurrent loop, and
 ``norm.forward_all(xs)`` for a whole (T, N, C) sequence at once (used for the input-to-hidden term
@@ -24,8 +24,6 @@ W_x x_t, which does not depend on the recurrence and so can be normalized for al
 """
 
 from __future__ import annotations
-
-import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +49,7 @@ class StepwiseBatchNorm(BatchNormBase):
         self.running_var = torch.ones(slots, num_features)
         # the longest sequence seen in training: later steps at inference reuse the last trained step's rows
         self.register_buffer("steps_trained", torch.tensor(0, dtype=torch.long))
-        self.pooled_eval = False  # inference with pooled_stats() (see shared_stats_mode)
+        self.pooled_eval = False  # inference with pooled_stats() (see modes.shared_statistics)
         self._pending: list = []  # shared mode: per-step (mean, var, n) of the current sequence, see flush()
         self._seq_len = 0  # steps of the current training sequence (steps_trained is updated by flush())
         with torch.no_grad():
@@ -69,8 +67,9 @@ class StepwiseBatchNorm(BatchNormBase):
 
     # --- the statistics ----------------------------------------------------------------------------------
     def _updating(self) -> bool:
-        """Momentum 0 (``batch_stats_mode``) freezes the running averages and the trained length."""
-        return self.training and self.momentum != 0
+        """``frozen_stats`` (``modes.frozen_running_averages``) freezes the running averages and the trained
+        length."""
+        return self.training and not self.frozen_stats
 
     def _slots(self, steps: torch.Tensor) -> torch.Tensor:
         """Rows of the running buffers that time steps ``steps`` use at inference."""
@@ -131,9 +130,9 @@ class StepwiseBatchNorm(BatchNormBase):
                     var, mean = torch.var_mean(x.detach(), 0, correction=0)
                     self._pending.append((mean, var, x.shape[0]))
                 return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-            # torch's fused kernel, updating row t of the running averages in place (a view)
-            return F.batch_norm(x, self.running_mean[t], self.running_var[t], self.weight, self.bias, True,
-                                self.momentum, self.eps)
+            # torch's fused kernel, updating row t of the running averages in place (a view) unless frozen
+            mean, var = (self.running_mean[t], self.running_var[t]) if updating else (None, None)
+            return F.batch_norm(x, mean, var, self.weight, self.bias, True, self.momentum, self.eps)
         self.flush()
         if self.pooled_eval:
             mean, var = self.pooled_stats()
@@ -147,11 +146,14 @@ class StepwiseBatchNorm(BatchNormBase):
         steps, n, c = xs.shape
         if self.training and not self.shared:
             # one fused call: the (step, channel) pairs are T*C channels of an (N, T*C) batch
-            if self._updating():
+            updating = self._updating()
+            if updating:
                 self._check_step(steps - 1)
                 self._seq_len = max(self._seq_len, steps)
             flat = xs.transpose(0, 1).reshape(n, steps * c)
-            y = F.batch_norm(flat, self.running_mean[:steps].view(-1), self.running_var[:steps].view(-1),
+            mean, var = (self.running_mean[:steps].view(-1), self.running_var[:steps].view(-1)) if updating \
+                else (None, None)
+            y = F.batch_norm(flat, mean, var,
                              self.weight.repeat(steps), None if self.bias is None else self.bias.repeat(steps),
                              True, self.momentum, self.eps)
             self.flush()  # the whole sequence is done
@@ -175,20 +177,3 @@ def pool_over_steps(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor
     values together (the law of total variance: mean of the variances + variance of the means)."""
     pooled_mean = mean.mean(0)
     return pooled_mean, var.mean(0) + (mean - pooled_mean).pow(2).mean(0)
-
-
-@contextlib.contextmanager
-def shared_stats_mode(model: torch.nn.Module):
-    """Eval mode with every StepwiseBatchNorm normalizing all steps with its pooled population statistics
-    (trainer's ``eval_shared_stats``: the same trained weights, statistics shared over time)."""
-    was_training = model.training
-    layers = [m for m in model.modules() if isinstance(m, StepwiseBatchNorm)]
-    model.eval()
-    for m in layers:
-        m.pooled_eval = True
-    try:
-        yield model
-    finally:
-        for m in layers:
-            m.pooled_eval = False
-        model.train(was_training)

@@ -1,9 +1,9 @@
-"""Training-dynamics measurements taken at log steps, around the optimizer step.
+"""Training-dynamics measurements taken at log steps, around the optimizer step (``probes.dynamics``).
 
 - ``param_norm`` / ``grad_rel`` / ``update_rel``: per parameter tensor, ||theta||, ||grad|| / ||theta|| and
-  ||delta theta|| / ||theta|| (seed 000's example of two parameterizations of one function: the relative
+  ||delta theta|| / ||theta|| ([S0]'s example of two parameterizations of one function: the relative
   update of each layer is what differs; [BN] Sec. 3.3: larger weights get smaller gradients).
-- ``gamma_cancel``: seed 000 on BN's gamma: dL/dgamma_j = sum_i dL/dy_ij * xhat_ij sums per-example
+- ``gamma_cancel``: [S0] on BN's gamma: dL/dgamma_j = sum_i dL/dy_ij * xhat_ij sums per-example
   contributions of both signs that can cancel inside a mini-batch. Per channel, |sum_i c_ij| / sum_i |c_ij|
   (1 = all agree, ~1/sqrt(m) for random signs), averaged over channels.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from normrepro.measure.base import Context, Instrument, write_rows
 from normrepro.norms import BATCH_NORM_TYPES
 
 _TRACKED = (nn.Linear, nn.Conv2d, *BATCH_NORM_TYPES)
@@ -71,3 +72,31 @@ class TrainingDynamics:
                  "layer": name} for name, p in self.params.items()]
         self._before = {}
         return rows
+
+
+class Dynamics(Instrument):
+    """Rows of split ``train`` at each log step: gradient statistics after clipping, relative updates."""
+
+    name = "dynamics"
+
+    def __init__(self, dynamics: TrainingDynamics):
+        self.dynamics, self.rows = dynamics, []
+
+    @classmethod
+    def build(cls, cfg, model, splits, batches):
+        return cls(TrainingDynamics(model)) if cfg.probes.dynamics else None
+
+    def before_forward(self, ctx: Context, step: int, idx, log_now: bool) -> None:
+        if log_now:
+            self.dynamics.arm()
+
+    def before_update(self, ctx: Context, step: int, log_now: bool) -> None:
+        self.rows = self.dynamics.before_step() if log_now else []
+
+    def after_update(self, ctx: Context, step: int, log_now: bool) -> None:
+        if self.rows:
+            self.rows += self.dynamics.after_step()
+
+    def on_log(self, ctx: Context, step: int) -> None:
+        write_rows(ctx, step, "train", self.rows)
+        self.rows = []

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from normrepro.measure.base import Context, Instrument, write_rows
 from normrepro.norms.own import effective_group_size, row_groups
 from normrepro.norms.weight_param import own_parametrization as _own
 from normrepro.norms.weight_param import reparameterized_layers
@@ -51,3 +52,19 @@ def orthogonality_rows(model: nn.Module, group_size: int, last: bool = False) ->
             rows += [{"metric": "orth_err", "value": _gram_error(w / scale, size), "layer": name},
                      {"metric": "orth_err_rownorm", "value": _gram_error(unit, size), "layer": name}]
     return rows
+
+
+class Orthogonality(Instrument):
+    """Rows ``orth_err`` / ``orth_err_rownorm`` of split ``probe`` at every evaluation."""
+
+    name = "orthogonality"
+
+    def __init__(self, group_size: int, last: bool):
+        self.group_size, self.last = group_size, last
+
+    @classmethod
+    def build(cls, cfg, model, splits, batches):
+        return cls(cfg.model.own_group_size, cfg.model.weight_param_last) if cfg.probes.orthogonality else None
+
+    def on_evaluate(self, ctx: Context, step: int) -> None:
+        write_rows(ctx, step, "probe", orthogonality_rows(ctx.model, self.group_size, self.last))
