@@ -47,7 +47,8 @@ from normrepro.data.sources import source_files
 from normrepro.models import build_model
 from normrepro.optim import build_optimizer
 from normrepro.provenance import git_sha
-from normrepro.train import CONFIG_DIR, resolve_device, run
+from normrepro.config import CONFIG_DIR
+from normrepro.train import resolve_device, run
 
 HERE = Path(__file__).resolve().parent
 CLAIM = 0.90  # the loop should keep at least this fraction of the bare throughput

@@ -90,7 +90,9 @@ def compose_cfg(overrides: list[str] | tuple[str, ...] = (), return_hydra_config
     unless asked for)."""
     from hydra import compose, initialize_config_dir
 
-    import normrepro.train  # noqa: F401  (registers the schema and the resolvers)
+    from normrepro.config import register_configs
+
+    register_configs()
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose("train", overrides=list(overrides), return_hydra_config=return_hydra_config)

@@ -18,10 +18,9 @@ from normrepro.analysis import claims as claims_mod
 from normrepro.analysis import derive as derive_mod
 from normrepro.analysis import plots as plots_mod
 from normrepro.analysis.collect import flatten
-from normrepro.config import validate_config
+from normrepro.config import result_config, validate_config
 from normrepro.errors import ConfigError
 from normrepro.plan import plan_jobs
-from normrepro.rundir import result_config
 from normrepro.store import METRICS, SPLITS
 
 # Planning composes every job (~0.2-0.5 s each here): big grids are left to `-m slow`.

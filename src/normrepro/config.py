@@ -7,10 +7,23 @@ Units are given next to each number.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+# The config directory (``configs/`` of the checkout; NORMREPRO_CONFIGS points elsewhere).
+CONFIG_DIR = os.environ.get("NORMREPRO_CONFIGS", str(Path(__file__).resolve().parents[2] / "configs"))
+
+# Config keys that do not change a run's result (where it runs, how it reports, how often it checkpoints,
+# the analysis blocks). The one list: the run-directory check (``result_config``) drops them, and every one a
+# user can override is in configs/train.yaml's ``override_dirname.exclude_keys`` (tests/test_layers.py).
+RESULT_NEUTRAL_KEYS = ("threads", "device", "paths", "logger", "data.root", "data.cache_dir",
+                       "train.progress_every_s", "train.ckpt_every", "description", "claims", "plots", "derived",
+                       "paper")
 
 
 @dataclass
@@ -188,9 +201,30 @@ class Config:
 
 
 def register_configs() -> None:
-    """Register the root schema; configs/train.yaml lists it first in its defaults."""
+    """Register the root schema (configs/train.yaml lists it first in its defaults) and the resolvers."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
+    register_resolvers()
+
+
+def register_resolvers() -> None:
+    # An empty override string (a run of the defaults) still needs a directory name.
+    OmegaConf.register_new_resolver("dirname", lambda s: s or "default", replace=True)
+    # Budgets in images and linearly scaled learning rates ([GN]'s batch-size sweep): ${idiv:a,b}, ${mul:a,b}
+    OmegaConf.register_new_resolver("idiv", lambda a, b: int(a) // int(b), replace=True)
+    OmegaConf.register_new_resolver("mul", lambda a, b: float(a) * float(b), replace=True)
+
+
+def result_config(cfg: DictConfig) -> dict:
+    """The resolved config minus the result-neutral keys: two runs with equal result configs are the same run."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in RESULT_NEUTRAL_KEYS:
+        node, *rest = key.split(".")
+        if rest:
+            data.get(node, {}).pop(rest[0], None)
+        else:
+            data.pop(node, None)
+    return data
 
 
 def validate_config(cfg) -> None:

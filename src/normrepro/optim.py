@@ -8,41 +8,42 @@ import torch
 
 from normrepro.errors import ConfigError
 
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine", "exponential")
+
+def _sgd(params, lr, cfg):
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+
+
+def _adam(params, lr, cfg):
+    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+
+def _rmsprop(params, lr, cfg):
+    return torch.optim.RMSprop(params, lr=lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+
+
+# optim.name -> builder(params, lr, optim config)
+OPTIMIZERS = {"sgd": _sgd, "adam": _adam, "rmsprop": _rmsprop}
+
+# optim.schedule.kind -> factor(step, schedule config, total steps): the multiplier of the base LR
+SCHEDULES = {
+    "constant": lambda step, cfg, total: 1.0,
+    "step": lambda step, cfg, total: cfg.gamma ** sum(step >= m * total for m in cfg.milestones),
+    "cosine": lambda step, cfg, total: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total)),
+    # [OWN]'s VGG runs: lr0 * final_ratio^(t / T), from lr0 down to lr0 * final_ratio
+    "exponential": lambda step, cfg, total: cfg.final_ratio ** (min(step, total) / total),
+}
 
 
 def build_optimizer(params, cfg) -> torch.optim.Optimizer:
-    lr = cfg.lr * cfg.lr_mult
-    if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                                weight_decay=cfg.weight_decay)
-    if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum,
-                                   weight_decay=cfg.weight_decay)
-    raise ConfigError(f"unknown optim.name {cfg.name!r}; valid: {', '.join(OPTIMIZERS)}")
+    if cfg.name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optim.name {cfg.name!r}; valid: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[cfg.name](params, cfg.lr * cfg.lr_mult, cfg)
 
 
 def build_schedule(optimizer, cfg, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """A multiplier of the base LR as a function of the step (stepped once per SGD step)."""
-    kind = cfg.kind
-    if kind == "constant":
-        def factor(step):
-            return 1.0
-    elif kind == "step":
-        bounds = [m * total_steps for m in cfg.milestones]
-
-        def factor(step):
-            return cfg.gamma ** sum(step >= b for b in bounds)
-    elif kind == "cosine":
-        def factor(step):
-            return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
-    elif kind == "exponential":  # [OWN]'s VGG runs: lr0 * final_ratio^(t / T), from lr0 down to lr0 * final_ratio
-        def factor(step):
-            return cfg.final_ratio ** (min(step, total_steps) / total_steps)
-    else:
-        raise ConfigError(f"unknown optim.schedule.kind {kind!r}; valid: {', '.join(SCHEDULES)}")
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    if cfg.kind not in SCHEDULES:
+        raise ConfigError(f"unknown optim.schedule.kind {cfg.kind!r}; valid: {', '.join(SCHEDULES)}")
+    factor = SCHEDULES[cfg.kind]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor(step, cfg, total_steps))

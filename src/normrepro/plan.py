@@ -15,8 +15,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, open_dict
 
-import normrepro.train  # noqa: F401  (registers the schema and the resolvers)
-from normrepro.train import CONFIG_DIR
+from normrepro.config import CONFIG_DIR, register_configs
 
 
 @dataclass
@@ -37,6 +36,7 @@ def _split_cli(cli: list[str]) -> tuple[list[str], list[str]]:
 
 
 def plan_jobs(experiment: str, scale: str = "cpu", cli: list[str] | None = None) -> list[Job]:
+    register_configs()
     _, task_cli = _split_cli(list(cli or []))
     base = [f"experiment={experiment}", f"scale={scale}"]
     parser = OverridesParser.create()

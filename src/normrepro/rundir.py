@@ -13,24 +13,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from normrepro.config import result_config
 from normrepro.errors import RunDirConflict
-
-# Config keys that do not change a run's result (where it runs, how it reports, how often it checkpoints).
-VOLATILE_KEYS = ("threads", "device", "paths", "logger", "data.root", "data.cache_dir",
-                 "train.progress_every_s", "train.ckpt_every", "description", "claims", "plots", "derived",
-                 "paper")
-
-
-def result_config(cfg: DictConfig) -> dict:
-    """The resolved config minus the volatile keys: two runs with equal result configs are the same run."""
-    data = OmegaConf.to_container(cfg, resolve=True)
-    for key in VOLATILE_KEYS:
-        node, *rest = key.split(".")
-        if rest:
-            data.get(node, {}).pop(rest[0], None)
-        else:
-            data.pop(node, None)
-    return data
 
 
 class RunDir:

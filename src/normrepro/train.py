@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
 from normrepro import distributed
-from normrepro.config import register_configs, validate_config
+from normrepro.config import CONFIG_DIR, register_configs, validate_config
 from normrepro.data import BatchSchedule, DatasetNotFound, TrainingBatches, load_char_splits, load_splits
 from normrepro.errors import UserError
 from normrepro.evaluation import Evaluator
@@ -33,19 +33,7 @@ from normrepro.store import MetricsWriter, truncate_after
 from normrepro.trainer import Trainer
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = os.environ.get("NORMREPRO_CONFIGS", str(Path(__file__).resolve().parents[2] / "configs"))
-
-
-def register_resolvers() -> None:
-    # An empty override string (a run of the defaults) still needs a directory name.
-    OmegaConf.register_new_resolver("dirname", lambda s: s or "default", replace=True)
-    # Budgets in images and linearly scaled learning rates ([GN]'s batch-size sweep): ${idiv:a,b}, ${mul:a,b}
-    OmegaConf.register_new_resolver("idiv", lambda a, b: int(a) // int(b), replace=True)
-    OmegaConf.register_new_resolver("mul", lambda a, b: float(a) * float(b), replace=True)
-
-
 register_configs()
-register_resolvers()
 
 
 def resolve_device(name: str) -> torch.device:

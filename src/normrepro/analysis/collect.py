@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from normrepro.config import result_config
 from normrepro.plan import Job
-from normrepro.rundir import result_config
 from normrepro.store import read_metrics
 
 

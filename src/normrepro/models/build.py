@@ -16,27 +16,37 @@ from normrepro.models.vgg import VGG
 from normrepro.norms import make_norm
 from normrepro.norms.weight_param import apply_weight_param
 
-ARCHS = ("mlp", "vgg", "resnet", "rnn", "char_rnn")
-RECURRENT_ARCHS = ("rnn", "char_rnn")
+
+def _mlp(m, norm, input_shape, num_classes):
+    return MLP(input_shape, num_classes, list(m.widths), m.activation, m.placement, norm, m.dropout_input,
+               m.dropout_hidden, m.bias)
+
+
+def _vgg(m, norm, input_shape, num_classes):
+    return VGG(input_shape, num_classes, list(m.stages), m.convs_per_stage, m.width_mult, m.activation,
+               m.placement, norm, m.bias, m.dropout_hidden)
+
+
+def _resnet(m, norm, input_shape, num_classes):
+    return ResNet(input_shape, num_classes, m.depth, m.base_width, m.activation, norm, m.bias, m.placement)
+
+
+# model.arch -> builder(model config, norm factory, input shape, classes) of a feed-forward network
+FEED_FORWARD = {"mlp": _mlp, "vgg": _vgg, "resnet": _resnet}
+# model.arch -> recurrent model class(model config, norm config, input shape, classes): the cell chooses the
+# normalization (model.cell), not norm.kind
+RECURRENT = {"rnn": SequenceClassifier, "char_rnn": CharLanguageModel}
+ARCHS = {**FEED_FORWARD, **RECURRENT}
+RECURRENT_ARCHS = tuple(RECURRENT)
 
 
 def build_model(model_cfg, norm_cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    norm = partial(_norm_for, norm_cfg)
     m = model_cfg
-    if m.arch == "mlp":
-        net = MLP(input_shape, num_classes, list(m.widths), m.activation, m.placement, norm,
-                  m.dropout_input, m.dropout_hidden, m.bias)
-    elif m.arch == "vgg":
-        net = VGG(input_shape, num_classes, list(m.stages), m.convs_per_stage, m.width_mult, m.activation,
-                  m.placement, norm, m.bias, m.dropout_hidden)
-    elif m.arch == "resnet":
-        net = ResNet(input_shape, num_classes, m.depth, m.base_width, m.activation, norm, m.bias, m.placement)
-    elif m.arch == "rnn":  # the cell chooses the normalization (model.cell), not norm.kind
-        return SequenceClassifier(m, norm_cfg, input_shape, num_classes)
-    elif m.arch == "char_rnn":
-        return CharLanguageModel(m, norm_cfg, input_shape, num_classes)
-    else:
+    if m.arch in RECURRENT:
+        return RECURRENT[m.arch](m, norm_cfg, input_shape, num_classes)
+    if m.arch not in FEED_FORWARD:
         raise ValueError(f"unknown model.arch {m.arch!r}; valid: {', '.join(ARCHS)}")
+    net = FEED_FORWARD[m.arch](m, partial(_norm_for, norm_cfg), input_shape, num_classes)
     init_weights(net, m.init, m.init_std)
     if m.rescale_k != 1.0:
         rescale(net, m.rescale_layer, m.rescale_k)
@@ -48,7 +58,7 @@ def build_model(model_cfg, norm_cfg, input_shape: tuple[int, ...], num_classes: 
 
 @torch.no_grad()
 def rescale(net: nn.Module, layer: int, k: float) -> None:
-    """Seed 000's example: W_l, b_l *= k and W_{l+1} /= k. With a positively homogeneous nonlinearity (ReLU)
+    """[S0]'s example: W_l, b_l *= k and W_{l+1} /= k. With a positively homogeneous nonlinearity (ReLU)
     and k > 0 the network computes the same function, but SGD sees a different parameterization."""
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
     if not isinstance(net, MLP) or not 1 <= layer < len(linears) or k <= 0:

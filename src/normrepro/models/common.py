@@ -9,7 +9,14 @@ from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 PLACEMENTS = ("before_act", "after_act")
-INITS = ("default", "normal", "xavier", "kaiming", "orthogonal")
+# model.init -> re-initialization of one Linear/Conv weight (None: keep torch's default)
+INITS = {
+    "default": None,
+    "normal": lambda w, std: nn.init.normal_(w, 0.0, std),
+    "xavier": lambda w, std: nn.init.xavier_normal_(w),  # Glorot & Bengio 2010: Var(w) = 2 / (fan_in + fan_out)
+    "kaiming": lambda w, std: nn.init.kaiming_normal_(w, nonlinearity="relu"),  # He et al. 2015: 2 / fan_in
+    "orthogonal": lambda w, std: nn.init.orthogonal_(w, gain=math.sqrt(2.0)),  # Saxe et al. 2014
+}
 
 
 def make_activation(name: str) -> nn.Module:
@@ -43,19 +50,12 @@ def init_weights(model: nn.Module, scheme: str, std: float) -> None:
     """Re-initialize every Linear/Conv weight by ``scheme`` (biases to zero); ``default`` keeps torch's."""
     if scheme not in INITS:
         raise ValueError(f"unknown init {scheme!r}; valid: {', '.join(INITS)}")
-    if scheme == "default":
+    reinit = INITS[scheme]
+    if reinit is None:
         return
     for m in model.modules():
         if not isinstance(m, (nn.Linear, nn.Conv2d)):
             continue
-        w = m.weight
-        if scheme == "normal":
-            nn.init.normal_(w, 0.0, std)
-        elif scheme == "xavier":  # Glorot & Bengio 2010: Var(w) = 2 / (fan_in + fan_out)
-            nn.init.xavier_normal_(w)
-        elif scheme == "kaiming":  # He et al. 2015: Var(w) = 2 / fan_in, for ReLU
-            nn.init.kaiming_normal_(w, nonlinearity="relu")
-        elif scheme == "orthogonal":  # Saxe et al. 2014
-            nn.init.orthogonal_(w, gain=math.sqrt(2.0))
+        reinit(m.weight, std)
         if m.bias is not None:
             nn.init.zeros_(m.bias)

@@ -55,12 +55,20 @@ def bn_train_forward(x: torch.Tensor, gamma: torch.Tensor | None, beta: torch.Te
     mean = x.mean(dim=dims, keepdim=True)
     centered = x - mean
     var = (centered * centered).mean(dim=dims, keepdim=True)
-    inv_std = (var + eps).rsqrt()
-    x_hat = centered * inv_std
+    y, x_hat, inv_std = bn_normalize(x, mean.flatten(), var.flatten(), gamma, beta, eps)
+    return y, mean.flatten(), var.flatten(), x_hat, inv_std
+
+
+def bn_normalize(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, gamma: torch.Tensor | None,
+                 beta: torch.Tensor | None, eps: float):
+    """Alg. 1's last two lines with given (C,) statistics (a batch's, or a global batch's in SyncBN).
+    Returns ``(y, x_hat, inv_std)``, ``inv_std`` shaped (1, C, 1, ...)."""
+    inv_std = _per_channel((var + eps).rsqrt(), x)
+    x_hat = (x - _per_channel(mean, x)) * inv_std
     y = x_hat if gamma is None else x_hat * _per_channel(gamma, x)
     if beta is not None:
         y = y + _per_channel(beta, x)
-    return y, mean.flatten(), var.flatten(), x_hat, inv_std
+    return y, x_hat, inv_std
 
 
 def bn_train_backward(dy: torch.Tensor, x_hat: torch.Tensor, inv_std: torch.Tensor,
@@ -68,11 +76,17 @@ def bn_train_backward(dy: torch.Tensor, x_hat: torch.Tensor, inv_std: torch.Tens
     """The closed-form gradients of [BN] Sec. 3 for a training batch. Returns ``(dx, dgamma, dbeta)``."""
     dims = _reduce_dims(dy)
     m = dy.numel() // dy.shape[1]
-    sum_dy = dy.sum(dim=dims, keepdim=True)
-    sum_dy_xhat = (dy * x_hat).sum(dim=dims, keepdim=True)
+    sum_dy = dy.sum(dim=dims)
+    sum_dy_xhat = (dy * x_hat).sum(dim=dims)
+    return bn_input_gradient(dy, x_hat, inv_std, gamma, m, sum_dy, sum_dy_xhat), sum_dy_xhat, sum_dy
+
+
+def bn_input_gradient(dy: torch.Tensor, x_hat: torch.Tensor, inv_std: torch.Tensor, gamma: torch.Tensor | None,
+                      m, sum_dy: torch.Tensor, sum_dy_xhat: torch.Tensor) -> torch.Tensor:
+    """dL/dx from the two per-channel sums over the m values the statistics were taken over (the batch's,
+    or the global batch's in SyncBN): gamma / (m sigma) * (m dy - sum dy - x_hat sum dy x_hat)."""
     scale = inv_std / m if gamma is None else _per_channel(gamma, dy) * inv_std / m
-    dx = scale * (m * dy - sum_dy - x_hat * sum_dy_xhat)
-    return dx, sum_dy_xhat.flatten(), sum_dy.flatten()
+    return scale * (m * dy - _per_channel(sum_dy, dy) - x_hat * _per_channel(sum_dy_xhat, dy))
 
 
 class ManualBatchNormFunction(torch.autograd.Function):

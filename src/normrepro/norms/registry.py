@@ -26,8 +26,51 @@ from normrepro.norms.ghost_bn import GhostBatchNorm
 from normrepro.norms.manual_bn import ManualBatchNorm
 from normrepro.norms.sync_bn import SyncBatchNorm
 
-NORM_KINDS = ("none", "bn", "ln", "gn", "in", "bn_manual", "bn_detached", "syncbn")
 SYNC_IMPLS = ("manual", "torch")
+
+
+def _bn(c, dims, o):
+    if o["ghost_batch"] or o["momentum_slow"] is not None:
+        return GhostBatchNorm(c, dims, o["ghost_batch"], o["momentum_slow"], eps=o["eps"],
+                              momentum_pytorch=o["momentum_pytorch"], affine=o["affine"])
+    cls = nn.BatchNorm1d if dims == 0 else nn.BatchNorm2d
+    return cls(c, eps=o["eps"], momentum=o["momentum_pytorch"], affine=o["affine"])
+
+
+def _hand_written(cls):
+    return lambda c, dims, o: cls(c, dims, eps=o["eps"], momentum_pytorch=o["momentum_pytorch"], affine=o["affine"])
+
+
+def _syncbn(c, dims, o):
+    if o["sync_impl"] == "torch":
+        return nn.SyncBatchNorm(c, eps=o["eps"], momentum=o["momentum_pytorch"], affine=o["affine"])
+    if o["sync_impl"] != "manual":
+        raise ValueError(f"unknown sync_impl {o['sync_impl']!r}; valid: {', '.join(SYNC_IMPLS)}")
+    return SyncBatchNorm(c, dims, eps=o["eps"], momentum_pytorch=o["momentum_pytorch"], affine=o["affine"])
+
+
+def _ln(c, dims, o):
+    # On images [GN]'s LN: one mean/var per example over (C, H, W) with per-channel affine = GN(1 group).
+    return nn.LayerNorm(c, eps=o["eps"], elementwise_affine=o["affine"]) if dims == 0 else \
+        nn.GroupNorm(1, c, eps=o["eps"], affine=o["affine"])
+
+
+def _gn(c, dims, o):
+    return nn.GroupNorm(_largest_divisor_at_most(c, o["groups"]), c, eps=o["eps"], affine=o["affine"])
+
+
+def _in(c, dims, o):
+    if dims == 0:
+        raise ValueError("norm kind 'in' (instance norm) needs spatial dims: a (N, C) layer has one value "
+                         "per channel and example, so use it on conv layers only")
+    return nn.GroupNorm(c, c, eps=o["eps"], affine=o["affine"])
+
+
+# norm.kind -> builder(channels, dims, options)
+NORMS = {"none": lambda c, dims, o: nn.Identity(), "bn": _bn, "ln": _ln, "gn": _gn, "in": _in,
+         "bn_manual": _hand_written(ManualBatchNorm), "bn_detached": _hand_written(DetachedBatchNorm),
+         "syncbn": _syncbn}
+NORM_KINDS = tuple(NORMS)
 
 
 def make_norm(
@@ -51,38 +94,13 @@ def make_norm(
     """
     if dims not in (0, 2):
         raise ValueError(f"dims must be 0 (N, C) or 2 (N, C, H, W), got {dims}")
-    if kind == "none":
-        return nn.Identity()
+    if kind not in NORMS:
+        raise ValueError(f"unknown norm kind {kind!r}; valid kinds: {', '.join(NORM_KINDS)}")
     if (ghost_batch or momentum_slow is not None) and kind != "bn":
         raise ValueError(f"ghost_batch / momentum_slow apply to norm kind 'bn' only, not {kind!r}")
-    if kind == "bn" and (ghost_batch or momentum_slow is not None):
-        return GhostBatchNorm(num_features, dims, ghost_batch, momentum_slow, eps=eps,
-                              momentum_pytorch=momentum_pytorch, affine=affine)
-    if kind == "bn":
-        cls = nn.BatchNorm1d if dims == 0 else nn.BatchNorm2d
-        return cls(num_features, eps=eps, momentum=momentum_pytorch, affine=affine)
-    if kind in ("bn_manual", "bn_detached"):
-        cls = ManualBatchNorm if kind == "bn_manual" else DetachedBatchNorm
-        return cls(num_features, dims, eps=eps, momentum_pytorch=momentum_pytorch, affine=affine)
-    if kind == "syncbn":
-        if sync_impl == "torch":
-            return nn.SyncBatchNorm(num_features, eps=eps, momentum=momentum_pytorch, affine=affine)
-        if sync_impl != "manual":
-            raise ValueError(f"unknown sync_impl {sync_impl!r}; valid: {', '.join(SYNC_IMPLS)}")
-        return SyncBatchNorm(num_features, dims, eps=eps, momentum_pytorch=momentum_pytorch, affine=affine)
-    if kind == "ln":
-        # On images [GN]'s LN: one mean/var per example over (C, H, W) with per-channel affine = GN(1 group).
-        return nn.LayerNorm(num_features, eps=eps, elementwise_affine=affine) if dims == 0 else \
-            nn.GroupNorm(1, num_features, eps=eps, affine=affine)
-    if kind == "gn":
-        g = _largest_divisor_at_most(num_features, groups)
-        return nn.GroupNorm(g, num_features, eps=eps, affine=affine)
-    if kind == "in":
-        if dims == 0:
-            raise ValueError("norm kind 'in' (instance norm) needs spatial dims: a (N, C) layer has one value "
-                             "per channel and example, so use it on conv layers only")
-        return nn.GroupNorm(num_features, num_features, eps=eps, affine=affine)
-    raise ValueError(f"unknown norm kind {kind!r}; valid kinds: {', '.join(NORM_KINDS)}")
+    options = {"eps": eps, "momentum_pytorch": momentum_pytorch, "groups": groups, "affine": affine,
+               "ghost_batch": ghost_batch, "momentum_slow": momentum_slow, "sync_impl": sync_impl}
+    return NORMS[kind](num_features, dims, options)
 
 
 def _largest_divisor_at_most(n: int, cap: int) -> int:

@@ -31,7 +31,13 @@ import torch
 import torch.distributed as dist
 from torch.autograd.function import once_differentiable
 
-from normrepro.norms.manual_bn import BatchNormBase, _per_channel, _reduce_dims, bn_train_forward
+from normrepro.norms.manual_bn import (
+    BatchNormBase,
+    _reduce_dims,
+    bn_input_gradient,
+    bn_normalize,
+    bn_train_forward,
+)
 
 
 def _world() -> int:
@@ -57,11 +63,7 @@ class SyncBatchNormFunction(torch.autograd.Function):
         mean64 = stats[:c] / m
         var64 = (stats[c:2 * c] / m - mean64 * mean64).clamp_min(0.0)
         mean, var = mean64.to(x.dtype), var64.to(x.dtype)
-        inv_std = (var + eps).rsqrt()
-        x_hat = (x - _per_channel(mean, x)) * _per_channel(inv_std, x)
-        y = x_hat if gamma is None else x_hat * _per_channel(gamma, x)
-        if beta is not None:
-            y = y + _per_channel(beta, x)
+        y, x_hat, inv_std = bn_normalize(x, mean, var, gamma, beta, eps)
         ctx.save_for_backward(x_hat, inv_std, gamma, m)
         ctx.has_gamma, ctx.has_beta = gamma is not None, beta is not None
         ctx.mark_non_differentiable(mean, var, m)
@@ -79,11 +81,8 @@ class SyncBatchNormFunction(torch.autograd.Function):
             dist.all_reduce(local)  # the one backward synchronization
         c = dy.shape[1]
         sum_dy, sum_dy_xhat = local[:c].to(dy.dtype), local[c:].to(dy.dtype)
-        mf = m.to(dy.dtype)
-        scale = _per_channel(inv_std, dy) / mf
-        if gamma is not None:
-            scale = scale * _per_channel(gamma, dy)
-        dx = scale * (mf * dy - _per_channel(sum_dy, dy) - x_hat * _per_channel(sum_dy_xhat, dy))
+        dx = bn_input_gradient(dy, x_hat, inv_std, gamma if ctx.has_gamma else None, m.to(dy.dtype), sum_dy,
+                               sum_dy_xhat)
         need_x, need_gamma, need_beta = ctx.needs_input_grad[:3]
         return (dx if need_x else None,
                 dgamma if ctx.has_gamma and need_gamma else None,

@@ -22,7 +22,18 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from normrepro.norms.own import OrthogonalWeight
 
-WEIGHT_PARAMS = ("none", "wn", "own")
+
+def _wn(module: nn.Module, **own) -> None:
+    weight_norm(module, name="weight", dim=0)
+
+
+def _own(module: nn.Module, own_group_size: int, own_eps: float, own_scale: float) -> None:
+    parametrize.register_parametrization(module, "weight", OrthogonalWeight(fan_in(module), own_group_size,
+                                                                             own_eps, own_scale))
+
+
+# model.weight_param -> how one layer's weight is reparameterized (None: plain weights)
+WEIGHT_PARAMS = {"none": None, "wn": _wn, "own": _own}
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 
 
@@ -45,14 +56,11 @@ def apply_weight_param(model: nn.Module, kind: str, *, last: bool = False, own_g
     """Reparameterize the weights of ``model``'s layers in place; returns the model."""
     if kind not in WEIGHT_PARAMS:
         raise ValueError(f"unknown weight_param {kind!r}; valid: {', '.join(WEIGHT_PARAMS)}")
-    if kind == "none":
+    reparameterize = WEIGHT_PARAMS[kind]
+    if reparameterize is None:
         return model
     for _name, m in reparameterized_layers(model, last):
-        if kind == "wn":
-            weight_norm(m, name="weight", dim=0)
-        else:
-            own = OrthogonalWeight(fan_in(m), own_group_size, own_eps, own_scale)
-            parametrize.register_parametrization(m, "weight", own)
+        reparameterize(m, own_group_size=own_group_size, own_eps=own_eps, own_scale=own_scale)
     return model
 
 
