@@ -42,13 +42,14 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
 import normrepro.train  # noqa: F401  (registers the config schema and the resolvers)
+from normrepro.config import CONFIG_DIR
 from normrepro.data import DatasetNotFound, load_splits
 from normrepro.data.sources import source_files
+from normrepro.job import resolve_device
 from normrepro.models import build_model
 from normrepro.optim import build_optimizer
 from normrepro.provenance import git_sha
-from normrepro.config import CONFIG_DIR
-from normrepro.train import resolve_device, run
+from normrepro.train import run
 
 HERE = Path(__file__).resolve().parent
 CLAIM = 0.90  # the loop should keep at least this fraction of the bare throughput

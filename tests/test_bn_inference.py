@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from normrepro.config import validate_config
+from normrepro.config_check import validate_config
 from normrepro.errors import ConfigError
 from normrepro.norms import make_norm
 from normrepro.norms.ghost_bn import GhostBatchNorm

@@ -18,7 +18,8 @@ from normrepro.analysis import claims as claims_mod
 from normrepro.analysis import derive as derive_mod
 from normrepro.analysis import plots as plots_mod
 from normrepro.analysis.collect import flatten
-from normrepro.config import result_config, validate_config
+from normrepro.config import result_config
+from normrepro.config_check import validate_config
 from normrepro.errors import ConfigError
 from normrepro.plan import plan_jobs
 from normrepro.store import METRICS, SPLITS

@@ -8,40 +8,31 @@ A finished run is skipped when the sweep is launched again; a killed one resumes
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
-from torch.nn.parallel import DistributedDataParallel
+from omegaconf import DictConfig
 
 from normrepro import distributed
-from normrepro.config import CONFIG_DIR, register_configs, validate_config
-from normrepro.data import BatchSchedule, DatasetNotFound, TrainingBatches, load_char_splits, load_splits
+from normrepro.config import CONFIG_DIR, register_configs
+from normrepro.config_check import validate_config
+from normrepro.data import DatasetNotFound
 from normrepro.errors import UserError
-from normrepro.evaluation import Evaluator
-from normrepro.measure import build_instruments
-from normrepro.models import build_model
-from normrepro.optim import build_optimizer, build_schedule
-from normrepro.provenance import environment
+from normrepro.job import (
+    build_job,
+    load_data,
+    open_writer,
+    setup_threads_and_device,
+    summarize,
+)
 from normrepro.rundir import RunDir
-from normrepro.seeding import derive_seed, generator
-from normrepro.store import MetricsWriter, truncate_after
-from normrepro.trainer import Trainer
+from normrepro.store import truncate_after
 
 log = logging.getLogger(__name__)
 register_configs()
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("device=cuda but no CUDA device is visible; use device=cpu or device=auto")
-    return torch.device(name)
 
 
 def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
@@ -63,72 +54,20 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
         return rd.read_summary()
     if ctx is not None and ctx.world != cfg.dist.nproc:
         raise UserError(f"dist.nproc={cfg.dist.nproc} but the process group has {ctx.world} processes")
-    world = ctx.world if ctx else 1
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
-    torch.set_num_threads(threads)
-    device = resolve_device(cfg.device)
-    if ctx is not None and device.type == "cuda":
-        device = torch.device("cuda", ctx.local_rank)
-    d = cfg.data
-    if d.name == "ptb_char":
-        splits = load_char_splits(d.root, d.seq_len, d.train_limit, d.eval_limit, device=str(device))
-    else:
-        splits = load_splits(d.name, d.root, d.cache_dir, d.val_size, d.split_seed, d.train_limit, d.eval_limit,
-                             d.standardize, device=str(device))
-    torch.manual_seed(derive_seed(cfg.seed, "init"))
-    model = build_model(cfg.model, cfg.norm, splits.input_shape, splits.num_classes).to(device)
-    # DDP averages the gradients across processes (and broadcasts rank 0's BN buffers at each forward)
-    train_model = model if ctx is None else DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = build_optimizer(model.parameters(), cfg.optim)
-    schedule = build_schedule(optimizer, cfg.optim.schedule, cfg.train.steps)
-    schedule_of_batches = BatchSchedule(splits.train.y, cfg.train.batch_size, d.order, derive_seed(cfg.seed, "order"))
-    torch.manual_seed(derive_seed(cfg.seed, "dropout"))  # the global stream now drives dropout only
-
+    threads, device = setup_threads_and_device(cfg, ctx)
+    splits = load_data(cfg, device)
     ckpt = rd.load_checkpoint()
-    mirrors = []
     if main_rank:
         truncate_after(rd.metrics_file, ckpt["step"] if ckpt else -1)  # drop rows logged after the checkpoint
-        if cfg.logger.use_wandb:
-            from normrepro.wandb_mirror import WandbMirror
-            mirrors.append(WandbMirror(rd.path, label, cfg.experiment_id,
-                                       OmegaConf.to_container(cfg, resolve=True), cfg.logger.project,
-                                       cfg.logger.entity, cfg.logger.mode,
-                                       resume_id=ckpt.get("wandb_id") if ckpt else None))
-    writer = MetricsWriter(rd.metrics_file if main_rank else os.devnull, mirrors)
-    augment = generator(cfg.seed, "augment", str(device)) if d.augment else None
-    batches = TrainingBatches(splits.train, schedule_of_batches, augment, ctx.shard if ctx is not None else None)
-    eval_splits = {"val": splits.val, "test": splits.test}
-    if cfg.train.eval_train_examples:  # a fixed slice of the training set, in eval mode: the train-test gap
-        n = cfg.train.eval_train_examples
-        eval_splits["train_eval"] = type(splits.train)(splits.train.x[:n], splits.train.y[:n])
-    evaluator = Evaluator(model, eval_splits, cfg.train.eval_batch_size,
-                          lambda step, *row, **opt: writer.write(step, step / batches.steps_per_epoch, *row, **opt))
-    instruments = build_instruments(cfg, model, splits, schedule_of_batches)
-    trainer = Trainer(cfg.train, model, optimizer, schedule, batches, evaluator, instruments, writer, rd, label,
-                      grad_clip=cfg.optim.grad_clip, train_model=train_model, dist=ctx)
+    writer = open_writer(cfg, rd, label, ckpt, main_rank)
+    job = build_job(cfg, splits, writer, rd, label, ctx, threads, device)
     start = 0
     if ckpt:
-        start = trainer.restore(ckpt)
+        start = job.trainer.restore(ckpt)
         log.info("[%s] resuming from the checkpoint at step %d", label, start)
-    if mirrors:
-        trainer.extra_state["wandb_id"] = mirrors[0].run_id
     try:
-        outcome = trainer.fit(start)
-        summary = {
-            **outcome,
-            "experiment": cfg.experiment_id, "scale": cfg.scale.name, "run": label,
-            "steps_done": cfg.train.steps if outcome["status"] == "done" else outcome["diverged_at"],
-            "wall_time_s": round(trainer.wall_time(), 2),
-            "train_time_s": round(trainer.train_time, 2),
-            "samples_per_s": round(cfg.train.steps * cfg.train.batch_size / max(trainer.train_time, 1e-9), 1)
-            if outcome["status"] == "done" else None,
-            "params": sum(p.numel() for p in model.parameters()),
-            "processes": world,
-            "final": evaluator.last, "best": evaluator.best,
-            **environment(device, threads),
-        }
-        for mirror in mirrors:
+        summary = summarize(cfg, job, job.trainer.fit(start), label)
+        for mirror in writer.mirrors:
             mirror.summary({"status": summary["status"], **summary["final"]})
     finally:
         writer.close()
