@@ -85,7 +85,7 @@ def test_same_seed_same_metrics_different_seed_different(engine_env):
 
 
 def test_data_order_changes_only_the_order(engine_env):
-    """Separate generators: the order stream does not move the init (DESIGN 3)."""
+    """Separate generators: the order stream does not move the init."""
     run(engine_env.cfg("data.order=reshuffle"), engine_env.tmp / "shuffled", "r")
     run(engine_env.cfg("data.order=sorted"), engine_env.tmp / "sorted", "s")
     r, s = read_rows(engine_env.tmp / "shuffled"), read_rows(engine_env.tmp / "sorted")

@@ -1,5 +1,5 @@
 """The hand-written BN (norms/manual_bn.py) against torch's, and the detached-statistics ablation
-(norms/detached_bn.py): seeds 003 ("BN written by hand matches the framework's") and 000 ([BN] Sec. 2)."""
+(norms/detached_bn.py): [S3] ("BN written by hand matches the framework's") and [S0] ([BN] Sec. 2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """SyncBN across 2 real processes (gloo on CPU) equals single-process BN over the concatenated batch
-(seed 003's "one all-reduce is enough"), and a data-parallel job launched by ``run`` trains like one process
+([S3]'s "one all-reduce is enough"), and a data-parallel job launched by ``run`` trains like one process
 with the whole batch."""
 
 from __future__ import annotations
