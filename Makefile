@@ -23,7 +23,7 @@ LAUNCH = $(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher
 # syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
 reproduce-syncbn: LAUNCH = threads=1
 
-.PHONY: help venv demo test test-all lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
+.PHONY: help venv demo test test-unit test-integration test-all lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
 
 help:
@@ -43,8 +43,16 @@ demo: $(STAMP)
 	$(PY) -m normrepro.train -m experiment=demo $(LAUNCH) $(ARGS)
 	$(PY) -m normrepro.analysis demo $(ARGS)
 
+# Both tiers (unit, then integration) and the 15 slowest tests.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -m "unit and not slow and not gpu"
+	$(PY) -m pytest -m "integration and not slow and not gpu" --durations=15
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "unit and not slow and not gpu"
+
+test-integration: $(STAMP)
+	$(PY) -m pytest -m "integration and not slow and not gpu" --durations=15
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m ''

@@ -73,3 +73,21 @@ def set_engine_env(mp: pytest.MonkeyPatch, data: Path, cache: Path, tmp: Path) -
 def engine_env(monkeypatch, fake_data_root, data_cache, tmp_path) -> Env:
     """Per test: the fakes, the shared cache, and fresh run/result folders."""
     return set_engine_env(monkeypatch, fake_data_root, data_cache, tmp_path)
+
+
+# ------------------------------------------------------------------------------------------- tiers
+# ``unit``: pure functions and single modules, seconds in all (``make test-unit``); ``integration``: the
+# engine end to end (runs on the fakes, resume, command line, DDP, notebook, wandb). A test that takes one of
+# the engine's fixtures, or lives in one of these modules, is integration; every other test is unit.
+INTEGRATION_FIXTURES = {"engine_env", "fake_data_root", "data_cache"}
+INTEGRATION_MODULES = {"test_config", "test_experiments", "test_notebook", "test_wandb", "test_sync_bn", "test_layers",
+                       "test_golden", "test_faults_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("integration") or item.get_closest_marker("unit"):
+            continue
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        engine = INTEGRATION_FIXTURES & set(item.fixturenames) or module in INTEGRATION_MODULES
+        item.add_marker(pytest.mark.integration if engine else pytest.mark.unit)

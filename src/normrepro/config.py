@@ -52,7 +52,7 @@ class ModelConfig:
     # mlp
     widths: list[int] = field(default_factory=lambda: [100, 100, 100])  # hidden units per layer
     rescale_k: float = 1.0  # after init, multiply hidden layer `rescale_layer` by k and the next layer by 1/k
-    rescale_layer: int = 1  # (1-based): the same network function, another parameterization (seed 000)
+    rescale_layer: int = 1  # (1-based): the same network function, another parameterization ([S0])
     dropout_input: float = 0.0  # probability
     dropout_hidden: float = 0.0  # probability
     # vgg: stages of `convs_per_stage` 3x3 convs, each stage followed by 2x2 max-pool
@@ -178,7 +178,7 @@ class PathsConfig:
 
 @dataclass
 class Config:
-    experiment_id: str = "adhoc"  # the row of CLAIMS.md; names runs/<id>/ and results/<id>/
+    experiment_id: str = "adhoc"  # the claim id of docs/claims.md; names runs/<id>/ and results/<id>/
     description: str = ""  # the claim in one paragraph (goes into REPORT.md)
     seed: int = 0  # seeds init, data order, augmentation and dropout through separate generators
     threads: int = 0  # torch intra-op threads; 0 = all cores (the Makefile sets 1 per parallel job)

@@ -1,4 +1,4 @@
-"""Separate, reproducible random streams per purpose (DESIGN 3): changing the data order changes nothing
+"""Separate, reproducible random streams per purpose: changing the data order changes nothing
 else, and the same seed on the same machine gives identical metrics."""
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ METRICS = {
     "orth_err_rownorm": "mean |W W^T - I| with W's rows scaled to unit norm: filter redundancy (layer names it)",
     "frac_active": "fraction of nonlinearity outputs that are non-zero (ReLU activity)",
     "frac_stuck_zero": "fraction of (training example, ReLU unit) pairs whose output was 0 every time the "
-                       "example was seen in the tracked last epochs (seed 000's shuffling mechanism)",
+                       "example was seen in the tracked last epochs ([S0]'s shuffling mechanism)",
     "frac_zero": "fraction of (training example, ReLU unit) outputs that were 0 over the tracked epochs",
 }
 

@@ -1,7 +1,7 @@
 """Mirrors the metrics rows to Weights & Biases: one wandb run per job, grouped by experiment.
 
 Offline unless ``WANDB_MODE`` says otherwise (set in the environment before wandb starts, so no background
-telemetry lookup happens; see shared STACK.md). ``make sync`` uploads offline runs later. Keys are
+telemetry lookup happens; see docs/stack.md). ``make sync`` uploads offline runs later. Keys are
 ``<split>/<metric>[/<layer>][/u<unit>][/<bn_mode>]``; rows of one step go out in one ``log`` call.
 """
 

@@ -1,4 +1,4 @@
-"""Collect an experiment's runs into two pandas frames (DESIGN 5).
+"""Collect an experiment's runs into two pandas frames.
 
 ``runs``: one row per finished job, with every config leaf that varies across the grid as a column
 (``norm.kind``, ``seed``, ...), the summary (status, wall time, throughput) and the derived metrics.

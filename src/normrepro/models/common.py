@@ -29,7 +29,7 @@ class NormAct(nn.Module):
     """Normalization and nonlinearity in either order.
 
     ``before_act`` is [BN]'s choice (Sec. 3.2): normalize x = Wu, a sum of many terms and so close to Gaussian
-    (seed 000's central-limit argument); ``after_act`` normalizes the nonlinearity's output instead.
+    ([S0]'s central-limit argument); ``after_act`` normalizes the nonlinearity's output instead.
     The activation lives in ``self.act`` so probes can hook its input (the pre-activation) and output.
     """
 

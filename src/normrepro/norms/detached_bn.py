@@ -3,7 +3,7 @@
 [BN] Sec. 2 (Ioffe & Szegedy 2015) argues that normalization must be part of the gradient step: if the
 optimizer treats mu_B and sigma_B^2 as constants, a layer ``x = u + b`` followed by ``x - E[x]`` gets the
 update ``b <- b + Delta b`` with Delta b independent of the normalization, the output (and the loss) does
-not change, and b grows without bound (seed 000: "the gradient keeps trying to move the mean and BN
+not change, and b grows without bound ([S0]: "the gradient keeps trying to move the mean and BN
 undoes it, so parameters blow up").
 
 :class:`DetachedBatchNorm` reproduces exactly that: its forward is torch's BN (batch statistics in

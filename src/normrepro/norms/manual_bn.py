@@ -1,6 +1,6 @@
 """Batch Normalization written by hand: forward and backward in explicit tensor maths, no autograd inside.
 
-Seed 003's claim is that BN written from the paper's equations, forward *and* backward, matches the
+[S3]'s claim is that BN written from the paper's equations, forward *and* backward, matches the
 framework's implementation. The forward is [BN] Alg. 1 (Ioffe & Szegedy 2015), per channel over the
 m = N (x H x W) values of a mini-batch B:
 

@@ -1,7 +1,7 @@
 """Synchronized Batch Normalization for data-parallel training on any torch.distributed backend (gloo on CPU).
 
-With a per-process batch of 2-4 images, each process's BN statistics are noisy. SyncBN (seed 003) normalizes
-every process's examples with the statistics of the *global* batch. Seed 003's observation is that one
+With a per-process batch of 2-4 images, each process's BN statistics are noisy. SyncBN ([S3]) normalizes
+every process's examples with the statistics of the *global* batch. [S3]'s observation is that one
 synchronization suffices: the global mean and variance follow from per-channel sums, so each process
 all-reduces the vector
 
@@ -18,7 +18,7 @@ sums; DistributedDataParallel averages them (and every other gradient) across pr
 back-propagates its own loss, the all-reduced sums carry the same factor as DDP's averaging undoes, which is
 how ``torch.nn.SyncBatchNorm`` does it too.
 
-``torch.nn.SyncBatchNorm`` refuses CPU tensors (torch 2.14, shared STACK.md), hence this module; on CUDA the
+``torch.nn.SyncBatchNorm`` refuses CPU tensors (torch 2.14, docs/stack.md), hence this module; on CUDA the
 registry can hand out torch's instead (``norm.sync_impl: torch``). Without an initialized process group, or
 with one process, this is plain BN. Synchronization happens only for training forwards with gradients
 enabled: evaluation (and statistics recomputed under ``no_grad``) stays local, so one process can evaluate

@@ -6,7 +6,7 @@ A cell holds W_x (input-to-hidden), W_h (hidden-to-hidden) and a bias b, all wit
 1. computes W_x x_t for every step in one matrix product and passes it through ``input_terms`` (a cell that
    normalizes this term does so for all steps at once: its statistics do not depend on the recurrence);
 2. iterates over the steps with ``unbind`` (indexing ``xs[t]`` in a loop autograd records makes backward
-   quadratic in T: shared STACK.md), calling ``gates(x_t, h, t)`` and ``update(gates, c, t)``.
+   quadratic in T: docs/stack.md), calling ``gates(x_t, h, t)`` and ``update(gates, c, t)``.
 
 Subclasses override only the hooks: ``input_terms``, ``recurrent_term``, ``gates``, ``cell_norm``.
 The plain LSTM update (Hochreiter & Schmidhuber 1997 with a forget gate; gate order i, f, g, o as in
