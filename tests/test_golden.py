@@ -12,6 +12,7 @@ import pytest
 from golden_cases import (
     ARCH_SETUPS,
     GOLDEN_DIR,
+    WALL_CLOCK_METRICS,
     all_cases,
     failure_message,
     first_difference,
@@ -56,6 +57,18 @@ def test_golden_set_covers_every_registered_arch_norm_weight_param_and_cell():
         unused = [c for c in choices if not any(f"-{c}-" in f"-{name}-" for name in have)]
         assert not unused, f"no golden case uses {axis} {unused}"
     assert not sorted(have - set(all_cases())), "stale golden files: delete them"
+
+
+def test_golden_set_exercises_every_metric_split_and_bn_mode():
+    """A new measurement (a metric, split or BN mode in the store's vocabularies) needs a case that logs it."""
+    from normrepro.store import BN_MODES, METRICS, SPLITS
+
+    rows = [r for p in GOLDEN_FILES for r in load(p)["rows"]]
+    unused = set(METRICS) - set(WALL_CLOCK_METRICS) - {r["metric"] for r in rows}
+    assert not unused, f"no golden case logs {sorted(unused)}: add an instrument case to golden_cases.py"
+    assert set(SPLITS) <= {r["split"] for r in rows}
+    modes = {str(r["bn_mode"]).partition("@")[0] for r in rows if "bn_mode" in r}
+    assert set(BN_MODES) <= modes, f"no golden case evaluates BN with {sorted(set(BN_MODES) - modes)}"
 
 
 # ----------------------------------------------------------------------- the comparison can fail
