@@ -97,7 +97,8 @@ INSTRUMENT_CASES: dict[str, tuple[str, list[str]]] = {
 # ----------------------------------------------------------------------------------------- the cases
 def is_valid(arch: str, kind: str, weight_param: str) -> bool:
     """Whether ``validate_config`` accepts this combination (on the schema's defaults otherwise)."""
-    from normrepro.config import Config, validate_config
+    from normrepro.config import Config
+    from normrepro.config_check import validate_config
     from normrepro.errors import ConfigError
 
     cfg = Config()  # the schema's dataclass: validate_config only reads attributes
