@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from normrepro.measure.base import Context, Instrument, write_rows
+from normrepro.measure.base import Context, Instrument, probe_examples, write_rows
 from normrepro.models.common import NormAct
 from normrepro.norms.modes import batch_statistics
 
@@ -119,9 +119,8 @@ class ActivationProbes(Instrument):
     def build(cls, cfg, model, splits, batches):
         if not cfg.probes.enabled:
             return None
-        n = min(cfg.probes.examples, len(splits.val.y))
-        return cls(ActivationProbe(model, list(cfg.probes.units), per_unit=cfg.probes.unit_activity),
-                   splits.val.x[:n])
+        probe = ActivationProbe(model, list(cfg.probes.units), per_unit=cfg.probes.unit_activity)
+        return cls(probe, probe_examples(cfg, splits)[0])
 
     def on_evaluate(self, ctx: Context, step: int) -> None:
         write_rows(ctx, step, "probe", self.probe.measure(ctx.model, self.x))

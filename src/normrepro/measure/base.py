@@ -73,3 +73,9 @@ def write_rows(ctx: Context, step: int, split: str, rows: list[dict]) -> None:
     """Rows ``{metric, value[, layer, unit]}`` of one split at one step."""
     for row in rows:
         ctx.write(step, split, **row)
+
+
+def probe_examples(cfg, splits) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed validation examples the probes look at: the first ``probes.examples`` of the split."""
+    n = min(cfg.probes.examples, len(splits.val.y))
+    return splits.val.x[:n], splits.val.y[:n]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from normrepro.measure.base import Context, Instrument
+from normrepro.measure.base import Context, Instrument, probe_examples
 from normrepro.norms.modes import batch_statistics
 
 
@@ -36,10 +36,7 @@ class HiddenGradNorms(Instrument):
 
     @classmethod
     def build(cls, cfg, model, splits, batches):
-        if not cfg.probes.hidden_grad_norms:
-            return None
-        n = min(cfg.probes.examples, len(splits.val.y))
-        return cls(splits.val.x[:n], splits.val.y[:n])
+        return cls(*probe_examples(cfg, splits)) if cfg.probes.hidden_grad_norms else None
 
     def at_start(self, ctx: Context, step: int) -> None:
         for t, value in hidden_grad_norms(ctx.model, self.x, self.y):
