@@ -112,6 +112,12 @@ class TrainConfig:
     eval_every: int = 500  # steps between evaluations on val and test (also at step 0 and the end)
     log_every: int = 100  # steps between training loss/accuracy rows (averaged over those steps)
     ckpt_every: int = 5000  # steps between checkpoints; 0 = never
+    # A checkpoint.pt that cannot be read: false = the job fails with one line; true = delete it and restart
+    # the run from step 0 (result-neutral: the run then equals an uninterrupted one)
+    discard_bad_checkpoint: bool = False
+    # Resume a checkpoint made under other conditions (code, torch, device, threads, data: conditions.py);
+    # false = refuse with one line. true = go on; summary.json lists what changed (conditions_changed)
+    allow_changed_conditions: bool = False
     eval_batch_size: int = 1000  # examples per forward pass at evaluation
     eval_batch_stats: bool = False  # also evaluate BN with each test batch's own statistics (bn_mode batch)
     eval_shared_stats: bool = False  # also evaluate recurrent BN with statistics pooled over steps (bn_mode shared)

@@ -3,6 +3,8 @@
 Builds the data, model and optimizer from the config, runs the ``Trainer`` in a deterministic run directory
 (``runs/<experiment>/<scale>/<overrides>``), and writes ``metrics.jsonl``, ``summary.json`` and ``DONE``.
 A finished run is skipped when the sweep is launched again; a killed one resumes from its last checkpoint.
+Each job holds its run directory's lock while it runs (a job another process is running is skipped); a job
+that fails prints one line, leaves FAILED and lets the sweep go on (guard.py, sweep_callback.py).
 """
 
 from __future__ import annotations
@@ -15,19 +17,21 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
-from normrepro import distributed
+from normrepro import conditions, distributed
 from normrepro.config import register_configs, validate_config
 from normrepro.data import BatchSchedule, DatasetNotFound, load_char_splits, load_splits
-from normrepro.errors import UserError
+from normrepro.errors import ConfigError, RunBusy, UserError
+from normrepro.guard import guarded
 from normrepro.models import build_model
 from normrepro.optim import build_optimizer, build_schedule
 from normrepro.provenance import environment
 from normrepro.rundir import RunDir
 from normrepro.seeding import derive_seed, generator
-from normrepro.store import MetricsWriter, truncate_after
+from normrepro.store import MetricsWriter
 from normrepro.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -57,8 +61,23 @@ def resolve_device(name: str) -> torch.device:
 def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
     """One training job in ``run_dir``; returns its summary (also written to ``summary.json``).
 
-    With ``dist.nproc`` > 1 the job runs as that many processes (``distributed.py``); this call then launches
-    them with torchrun, or is one of them when already inside their process group."""
+    The job holds ``run_dir``'s lock throughout (``RunBusy`` when another process holds it) and leaves
+    ``FAILED`` when it fails (guard.py). With ``dist.nproc`` > 1 the job runs as that many processes
+    (``distributed.py``); this call then launches them with torchrun, or is one of them when already inside
+    their process group (whose launcher holds the lock)."""
+    if distributed.current() is not None:
+        return _train(cfg, Path(run_dir), label)
+    return guarded(Path(run_dir), label, lambda: _train(cfg, Path(run_dir), label))
+
+
+def _check_batch_fits(cfg: DictConfig, n_train: int) -> None:
+    if n_train < cfg.train.batch_size:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the {n_train} training examples "
+                          f"of {cfg.data.name} (data.train_limit={cfg.data.train_limit}): lower train.batch_size "
+                          "or raise data.train_limit")
+
+
+def _train(cfg: DictConfig, run_dir: Path, label: str) -> dict:
     validate_config(cfg)
     ctx = distributed.current()
     main_rank = ctx is None or ctx.is_main
@@ -67,6 +86,8 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
         rd.claim()  # first: a finished run of another config in this directory is an error, not a result
     if rd.done:
         log.info("[%s] already finished in %s: skipping", label, rd.path)
+        if main_rank:
+            rd.checkpoint_file.unlink(missing_ok=True)  # left by a kill between DONE and its deletion
         return rd.read_summary()
     if cfg.dist.nproc > 1 and ctx is None:
         distributed.launch(cfg, rd.path, label)
@@ -85,6 +106,8 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
     else:
         splits = load_splits(d.name, d.root, d.cache_dir, d.val_size, d.split_seed, d.train_limit, d.eval_limit,
                              d.standardize, device=str(device))
+    _check_batch_fits(cfg, len(splits.train.y))
+    rd.conditions = conditions.current(device, threads, splits)  # saved with checkpoints, compared on resume
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = build_model(cfg.model, cfg.norm, splits.input_shape, splits.num_classes).to(device)
     # DDP averages the gradients across processes (and broadcasts rank 0's BN buffers at each forward)
@@ -95,10 +118,10 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
     batches = BatchSchedule(splits.train.y, cfg.train.batch_size, d.order, derive_seed(cfg.seed, "order"))
     torch.manual_seed(derive_seed(cfg.seed, "dropout"))  # the global stream now drives dropout only
 
-    ckpt = rd.load_checkpoint()
+    ckpt = rd.load_checkpoint(cfg.train.discard_bad_checkpoint, cfg.train.allow_changed_conditions)
     mirrors = []
     if main_rank:
-        truncate_after(rd.metrics_file, ckpt["step"] if ckpt else -1)  # drop rows logged after the checkpoint
+        rd.truncate_metrics(ckpt["step"] if ckpt else -1)  # drop rows logged after the checkpoint (under the lock)
         if cfg.logger.use_wandb:
             from normrepro.wandb_mirror import WandbMirror
             mirrors.append(WandbMirror(rd.path, label, cfg.experiment_id,
@@ -148,8 +171,20 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     label = f"{cfg.experiment_id}:{hc.job.override_dirname or 'default'}"
     try:
         summary = run(cfg, Path(hc.runtime.output_dir), label)
+    except RunBusy as err:  # another launcher is training this job: not a failure of this sweep
+        log.warning("%s", err)
+        return None
     except (UserError, DatasetNotFound) as err:
-        sys.exit(f"error: {err}")
+        if hc.mode != RunMode.MULTIRUN:
+            sys.exit(f"error: {err}")
+        log.error("error: [%s] %s", label, err)  # one line; FAILED is left; the sweep goes on
+        return None
+    except Exception:
+        if hc.mode != RunMode.MULTIRUN:
+            raise
+        # A bug, not a user error: its traceback, then the other jobs; sweep_callback reports it at the end.
+        log.exception("[%s] failed", label)
+        return None
     return summary["final"].get("val/acc")
 
 
