@@ -171,7 +171,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _one_line(err: BaseException) -> str:
-    return " ".join(f"{type(err).__name__}: {err}".split())[:200]
+    """A short reason. torch's weights-only refusal explains how to load untrusted files unsafely, which is not
+    the way out here, so it is summarized."""
+    text = " ".join(str(err).split())
+    if "Weights only load failed" in text:
+        text = "it does not unpickle as plain tensors, numbers and containers (weights_only=True)"
+    return f"{type(err).__name__}: {text[:160]}"
 
 
 def _diff_keys(old, new, prefix=""):
