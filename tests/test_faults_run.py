@@ -25,6 +25,7 @@ import torch
 
 from helpers import REPO, comparable, read_rows
 from normrepro import conditions, runlock
+from normrepro.data import DatasetNotFound
 from normrepro.errors import (
     CheckpointDamaged,
     ConditionsChanged,
@@ -185,11 +186,14 @@ def test_a_sweep_skips_the_job_another_process_holds(engine_env):
     assert (sweep_dir(runs) / "data.val_size=256,norm=bn,seed=0" / "DONE").exists()
 
 
-def test_two_sweeps_launched_together_run_every_job_once(engine_env):
+@pytest.mark.parametrize("delay", [0, pytest.param(3, marks=pytest.mark.slow)], ids=["together", "3s-later"])
+def test_two_sweeps_launched_together_run_every_job_once(engine_env, delay):
     runs = engine_env.tmp / "runs"
     jobs = ["0", "1", "2", "3"]
     grid = ["train.steps=24", "seed=" + ",".join(jobs)]
-    first, second = launch(runs, *grid), launch(runs, *grid)
+    first = launch(runs, *grid)
+    time.sleep(delay)
+    second = launch(runs, *grid)
     outs = {p.pid: p.communicate(timeout=300)[0] for p in (first, second)}
     assert first.returncode == 0 and second.returncode == 0, outs
     names = [f"data.val_size=256,seed={s},train.steps=24" for s in jobs]
@@ -390,6 +394,25 @@ def test_a_failure_leaves_failed_and_the_next_attempt_clears_it(engine_env, monk
     assert (run_dir / FAILED_NAME).read_text().startswith(f"{run_dir} holds a run with a different config")
     run(cfg, run_dir, "run")
     assert not (run_dir / FAILED_NAME).exists() and (run_dir / "DONE").exists()
+
+
+def _corrupt_mnist(env) -> Path:
+    root = env.tmp / "data"
+    shutil.copytree(env.data / "MNIST", root / "MNIST")
+    images = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])  # cut short, as by an interrupted copy
+    return root
+
+
+@pytest.mark.parametrize("bad", ["missing", "corrupt"])
+def test_bad_data_fails_the_job_with_one_line(engine_env, bad):
+    root = engine_env.tmp / "empty" if bad == "missing" else _corrupt_mnist(engine_env)
+    cfg = engine_env.cfg(f"data.root={root}", f"data.cache_dir={engine_env.tmp / 'cache'}")
+    with pytest.raises(DatasetNotFound) as err:
+        run(cfg, engine_env.tmp / "run", "run")
+    message = one_line(err.value)
+    assert str(root) in message and ("make data" in message or "delete it" in message)
+    assert (engine_env.tmp / "run" / FAILED_NAME).read_text() == message + "\n"
 
 
 # ================================================================ 5. same inputs, same numbers, or a refusal

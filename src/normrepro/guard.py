@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from normrepro import runlock
+from normrepro.data.errors import DatasetNotFound
 from normrepro.errors import StorageError, UserError
 
 FAILED_NAME = "FAILED"
@@ -48,7 +49,7 @@ def guarded(run_dir: Path, label: str, job: Callable[[], T]) -> T:
 
 def mark_failed(run_dir: Path, err: BaseException) -> None:
     """Leave ``FAILED`` holding the reason in one line (best effort: the disk may be what failed)."""
-    reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+    reason = str(err) if isinstance(err, (UserError, DatasetNotFound)) else f"{type(err).__name__}: {err}"
     try:
         (Path(run_dir) / FAILED_NAME).write_text(" ".join(reason.split()) + "\n", encoding="utf-8")
     except OSError:
