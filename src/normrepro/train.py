@@ -25,7 +25,7 @@ from normrepro import conditions, distributed
 from normrepro.config import register_configs, validate_config
 from normrepro.data import BatchSchedule, DatasetNotFound, load_char_splits, load_splits
 from normrepro.errors import ConfigError, RunBusy, UserError
-from normrepro.guard import guarded
+from normrepro.guard import guarded, mark_failed
 from normrepro.models import build_model
 from normrepro.optim import build_optimizer, build_schedule
 from normrepro.provenance import environment
@@ -65,6 +65,7 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
     ``FAILED`` when it fails (guard.py). With ``dist.nproc`` > 1 the job runs as that many processes
     (``distributed.py``); this call then launches them with torchrun, or is one of them when already inside
     their process group (whose launcher holds the lock)."""
+    validate_config(cfg)  # before touching the run directory or the data
     if distributed.current() is not None:
         return _train(cfg, Path(run_dir), label)
     return guarded(Path(run_dir), label, lambda: _train(cfg, Path(run_dir), label))
@@ -78,7 +79,6 @@ def _check_batch_fits(cfg: DictConfig, n_train: int) -> None:
 
 
 def _train(cfg: DictConfig, run_dir: Path, label: str) -> dict:
-    validate_config(cfg)
     ctx = distributed.current()
     main_rank = ctx is None or ctx.is_main
     rd = RunDir(run_dir, cfg)
@@ -178,12 +178,14 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         if hc.mode != RunMode.MULTIRUN:
             sys.exit(f"error: {err}")
         log.error("error: [%s] %s", label, err)  # one line; FAILED is left; the sweep goes on
+        mark_failed(Path(hc.runtime.output_dir), err)  # also for an invalid config, refused before the guard
         return None
-    except Exception:
+    except Exception as err:
         if hc.mode != RunMode.MULTIRUN:
             raise
         # A bug, not a user error: its traceback, then the other jobs; sweep_callback reports it at the end.
         log.exception("[%s] failed", label)
+        mark_failed(Path(hc.runtime.output_dir), err)
         return None
     return summary["final"].get("val/acc")
 
