@@ -611,6 +611,7 @@ def test_kill_9_at_a_random_moment_loses_and_redoes_nothing(engine_env, seed):
     saved = {j.name: torch.load(j / "checkpoint.pt", weights_only=True)["step"] for j in jobs
              if (j / "checkpoint.pt").exists() and not (j / "DONE").exists()}
 
+    assert KILL_NAMES[victim] in logged or at_step == 24  # the kill did interrupt the chosen job
     code, out = sweep(runs, *KILL_GRID)
     assert code == 0, out
     for job in jobs:

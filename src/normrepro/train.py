@@ -172,6 +172,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         summary = run(cfg, Path(hc.runtime.output_dir), label)
     except RunBusy as err:  # another launcher is training this job: not a failure of this sweep
+        if hc.mode != RunMode.MULTIRUN:
+            sys.exit(f"error: {err}")  # the one job asked for did not run here
         log.warning("%s", err)
         return None
     except (UserError, DatasetNotFound) as err:
