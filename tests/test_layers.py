@@ -74,7 +74,7 @@ def test_every_overridable_result_neutral_key_is_left_out_of_run_directory_names
     excluded = set(train.hydra.job.config.override_dirname.exclude_keys)
     # the analysis blocks and the description are never command-line overrides of a job; experiment and scale
     # name the directory's parents instead
-    not_overrides = {"description", "claims", "plots", "derived", "paper"}
+    not_overrides = {"description", "claims", "plots", "derived", "paper", "health", "deviations"}
     for key in set(RESULT_NEUTRAL_KEYS) - not_overrides:
         covered = key in excluded or any(e.startswith(key + ".") for e in excluded)
         assert covered, f"{key} is result-neutral but changes the run directory's name: add it to exclude_keys"

@@ -22,8 +22,9 @@ CONFIG_DIR = os.environ.get("NORMREPRO_CONFIGS", str(Path(__file__).resolve().pa
 # the analysis blocks). The one list: the run-directory check (``result_config``) drops them, and every one a
 # user can override is in configs/train.yaml's ``override_dirname.exclude_keys`` (tests/test_layers.py).
 RESULT_NEUTRAL_KEYS = ("threads", "device", "paths", "logger", "data.root", "data.cache_dir",
-                       "train.progress_every_s", "train.ckpt_every", "description", "claims", "plots", "derived",
-                       "paper")
+                       "train.progress_every_s", "train.ckpt_every", "train.discard_bad_checkpoint",
+                       "train.allow_changed_conditions", "description", "claims", "plots", "derived", "paper",
+                       "health", "deviations")
 
 
 @dataclass
@@ -125,6 +126,12 @@ class TrainConfig:
     eval_every: int = 500  # steps between evaluations on val and test (also at step 0 and the end)
     log_every: int = 100  # steps between training loss/accuracy rows (averaged over those steps)
     ckpt_every: int = 5000  # steps between checkpoints; 0 = never
+    # A checkpoint.pt that cannot be read: false = the job fails with one line; true = delete it and restart
+    # the run from step 0 (result-neutral: the run then equals an uninterrupted one)
+    discard_bad_checkpoint: bool = False
+    # Resume a checkpoint made under other conditions (code, torch, device, threads, data: conditions.py);
+    # false = refuse with one line. true = go on; summary.json lists what changed (conditions_changed)
+    allow_changed_conditions: bool = False
     eval_batch_size: int = 1000  # examples per forward pass at evaluation
     eval_batch_stats: bool = False  # also evaluate BN with each test batch's own statistics (bn_mode batch)
     eval_shared_stats: bool = False  # also evaluate recurrent BN with statistics pooled over steps (bn_mode shared)
@@ -197,6 +204,8 @@ class Config:
     derived: list[Any] = field(default_factory=list)
     claims: list[Any] = field(default_factory=list)
     plots: list[Any] = field(default_factory=list)
+    health: list[Any] = field(default_factory=list)  # declared health checks of arms (analysis/health.py)
+    deviations: list[Any] = field(default_factory=list)  # where this setup departs from the paper's (REPORT.md)
     paper: dict[str, Any] = field(default_factory=dict)  # the paper's numbers quoted in the report
 
 

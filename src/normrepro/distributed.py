@@ -1,6 +1,7 @@
 """Data-parallel jobs: a job with ``dist.nproc`` > 1 re-launches itself as that many processes with torchrun.
 
-The launching process claims the run directory, saves the resolved config next to it and runs
+The launching process holds the run directory's lock (runlock.py; the workers inherit the right to write it),
+claims it, saves the resolved config next to it and runs
 ``python -m torch.distributed.run --standalone --nproc_per_node=N -m normrepro.dist_worker <run_dir> <label>``
 (exactly what ``torchrun`` does), then reads back the summary rank 0 wrote. Every worker joins the process
 group (gloo on CPU, nccl on CUDA) and trains the same model under ``DistributedDataParallel``:
@@ -25,6 +26,7 @@ import torch.distributed as dist
 from omegaconf import OmegaConf
 
 from normrepro.errors import UserError
+from normrepro.runlock import INHERITED_ENV
 
 LAUNCH_CONFIG = "launch_config.yaml"
 
@@ -74,6 +76,7 @@ def launch(cfg, run_dir: Path, label: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // cfg.dist.nproc))}
     src = str(Path(__file__).resolve().parents[1])  # the workers import this same source tree
     env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    env[INHERITED_ENV] = str(run_dir.resolve())  # this process holds the run's lock on the workers' behalf
     result = subprocess.run(cmd, env=env, check=False)
     if result.returncode != 0:
         raise UserError(f"[{label}] the {cfg.dist.nproc}-process job failed (torchrun exit {result.returncode}); "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -107,6 +108,10 @@ class MetricsWriter:
             mirror.log_row(row)
 
     def close(self) -> None:
+        """Flush and fsync the rows (a run is marked DONE only after this), then close the file."""
+        self._fh.flush()
+        if self.path.is_file():  # not /dev/null (the writers of non-main ranks)
+            os.fsync(self._fh.fileno())
         self._fh.close()
         for mirror in self.mirrors:
             mirror.close()
@@ -134,6 +139,23 @@ def truncate_after(path: Path, step: int) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     tmp.replace(path)
+
+
+def count_rows(path: Path) -> tuple[int, int | None]:
+    """(number of whole rows, largest step) of a metrics file: what a finished run's summary records, so that
+    a reader can tell a complete metrics file from a truncated or replaced one."""
+    rows, last = 0, None
+    path = Path(path)
+    if not path.exists():
+        return 0, None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            step = json.loads(line)["step"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+        rows += 1
+        last = step if last is None else max(last, step)
+    return rows, last
 
 
 def read_metrics(path: Path) -> pd.DataFrame:
