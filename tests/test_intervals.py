@@ -9,8 +9,15 @@ import math
 import numpy as np
 import pytest
 
-from normrepro.analysis.intervals import (BCA_MIN_N, Interval, bca, mean_effect_interval, one_sample_t, paired_t,
-                                          welch_t)
+from normrepro.analysis.intervals import (
+    BCA_MIN_N,
+    Interval,
+    bca,
+    mean_effect_interval,
+    one_sample_t,
+    paired_t,
+    welch_t,
+)
 
 REPS = 2000  # repetitions of the t intervals (vectorized: one call each)
 BCA_REPS = 300  # the bootstrap is one call per repetition: fewer, with a wider tolerance
