@@ -96,7 +96,7 @@ def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, fi
         f"compute {wall / 60:.1f} min (sum over jobs); device {', '.join(sorted(set(map(str, runs.get('device', [])))))}; "
         f"git {', '.join(s[:12] for s in shas) or '-'}; written {dt.date.today().isoformat()} by `{command}`.*",
         "",
-        *([f"*Re-judged at git {rejudged_at[:12]} from the committed frames (summary.csv, metrics.csv.gz) of runs "
+        *([f"*Re-judged at git {rejudged_at} from the committed frames (summary.csv, metrics.csv.gz) of runs "
            f"made at git {', '.join(s[:12] for s in shas) or '-'}; the runs were not repeated.*", ""]
           if rejudged_at else []),
         "## Verdicts",
