@@ -69,6 +69,10 @@ def test_an_arm_whose_training_loss_did_not_fall_is_not_testable():
                         "(first -> last: norm=bn,seed=3: 2.3 -> 2.5)")
     # without a metrics frame the check has nothing to read and is skipped
     assert verdict(runs).verdict == "reproduced"
+    # nor can it judge a run that logged a single training step (a measurement at init)
+    one_step = metrics_frame(runs, rising={"norm=bn,seed=3"})
+    one_step = one_step[~((one_step["run"] == "norm=bn,seed=3") & (one_step["step"] < 100))]
+    assert verdict(runs, metrics=one_step).verdict == "reproduced"
 
 
 def test_not_testable_wins_over_too_few_seeds():

@@ -8,7 +8,8 @@ Checks that need no declaration (every claim):
 - **diverged**: a run of the arm ended with status ``diverged`` - unless the claim is about divergence
   (``about_divergence: true``, implied when its metric is ``diverged``);
 - **training loss did not fall**: a run's last logged training loss (metrics rows ``split: train``,
-  ``metric: loss``) is not below its first (a diverged run of a divergence claim is exempt).
+  ``metric: loss``) is not below its first (a diverged run of a divergence claim is exempt, and so is a run
+  that logged one training step only: a measurement at init has no end to compare).
 
 Declared checks:
 - the experiment's top-level ``health:`` list; each entry ``{where: {...}, metric: <runs column>, min: x,
@@ -131,13 +132,14 @@ def required_reached(claim: dict, columns) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- checks
 def training_loss_ends(metrics: pd.DataFrame | None) -> pd.DataFrame:
-    """Per run: the first and the last logged training loss (mean over rows of the same step)."""
+    """Per run: the first and the last logged training loss (mean over rows of the same step). A run with a
+    single logged step (a measurement at init, one step long) has no start and end to compare: left out."""
     if metrics is None or metrics.empty or not {"split", "metric", "run", "step", "value"} <= set(metrics.columns):
         return pd.DataFrame(columns=["first", "last"])
     rows = metrics[(metrics["split"] == "train") & (metrics["metric"] == "loss")]
     by_step = rows.groupby(["run", "step"])["value"].mean().reset_index().sort_values(["run", "step"])
-    ends = by_step.groupby("run")["value"].agg(["first", "last"])
-    return ends
+    ends = by_step.groupby("run")["value"].agg(["first", "last", "size"])
+    return ends.loc[ends["size"] >= 2, ["first", "last"]]
 
 
 def _truthy(value) -> bool:
