@@ -134,12 +134,15 @@ def test_other_scales_write_only_their_own_folder(tmp_path):
     assert sorted(p.name for p in results.iterdir()) == ["demo-smoke"]  # no results/README.md
 
 
-def test_the_index_skips_other_scales(results):
+def test_the_index_skips_other_scales_and_staging_folders(results):
     cli.analyse("demo", "cpu", SEEDS, results_root=results, from_results=True)
-    fabricate(results / "demo-smoke", "smoke")
-    cli.analyse("demo", "smoke", SEEDS, results_root=results, from_results=True)
-    cli.write_index(results)
-    assert "demo-smoke" not in (results / "README.md").read_text()
+    verdicts = (results / "demo" / "verdicts.csv").read_bytes()
+    for other in ("demo-smoke", "demo-full", ".demo.new-x1y2"):
+        (results / other).mkdir()
+        (results / other / "verdicts.csv").write_bytes(verdicts)
+    index = cli.write_index(results).read_text()
+    assert "[`demo`](demo/REPORT.md)" in index
+    assert "demo-smoke" not in index and "demo-full" not in index and ".demo.new" not in index
 
 
 # ----------------------------------------------------------------------------------- README's block
