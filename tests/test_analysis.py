@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from normrepro.analysis.claims import EXPECTS, Verdict, evaluate_claim, evaluate_claims, judge
+from normrepro.analysis.claims import EXPECTS, ClaimSpecError, Verdict, evaluate_claim, evaluate_claims, judge
 from normrepro.analysis.derive import add_derived, derive_one
 from normrepro.analysis.plots import make_figure, save_figure
 from normrepro.analysis.report import write_index
+from normrepro.errors import UserError
 from normrepro.store import MetricsWriter, read_metrics
 
 
@@ -49,7 +50,7 @@ def test_judge(expect, lo, hi, margin, bounds, verdict):
 
 
 def test_judge_rejects_unknown_expect():
-    with pytest.raises(ValueError, match=", ".join(EXPECTS)):
+    with pytest.raises(ClaimSpecError, match=", ".join(EXPECTS)):
         judge("bigger", 0.0, 1.0)
 
 
@@ -87,12 +88,14 @@ def test_claim_reproduced_not_reproduced_inconclusive():
 
 
 def test_between_uses_arm_a_alone():
-    runs = runs_frame({"bn": [0.67, 0.68, 0.69, 0.68], "none": [1.0, 1.0, 1.0, 1.0]}, metric="frac")
+    runs = runs_frame({"bn": [0.67, 0.68, 0.69, 0.68, 0.68], "none": [1.0] * 5}, metric="frac")
     claim = {"id": "mid68", "metric": "frac", "a": {"norm.kind": "bn"}, "expect": "between"}
     v = evaluate_claim(runs, {**claim, "range": [0.63, 0.73]})
     assert v.verdict == "reproduced" and v.b is None and v.n_b == 0 and v.effect == pytest.approx(0.68)
+    assert v.method == "one-sample t" and v.reason == ""
     assert evaluate_claim(runs, {**claim, "range": [0.9, 0.95]}).verdict == "not reproduced"
-    assert evaluate_claim(runs, {**claim, "range": [0.675, 0.7]}).verdict == "inconclusive"
+    straddles = evaluate_claim(runs, {**claim, "range": [0.675, 0.7]})
+    assert straddles.verdict == "inconclusive" and "neither wholly inside nor wholly outside" in straddles.reason
 
 
 def test_paired_seeds_remove_the_shared_seed_variance():
@@ -100,73 +103,125 @@ def test_paired_seeds_remove_the_shared_seed_variance():
     bn = [b + 0.01 for b in base]
     paired = evaluate_claim(runs_frame({"bn": bn, "none": base}), {**CLAIM, "expect": "greater"})
     assert paired.verdict == "reproduced" and paired.lo == pytest.approx(0.01) and paired.hi == pytest.approx(0.01)
-    # the same numbers on disjoint seeds cannot be paired: resampled independently, the spread dominates
+    assert paired.method == "paired t" and paired.half_width == pytest.approx(0.0, abs=1e-12)
+    # the same numbers on disjoint seeds cannot be paired: Welch's interval, and the spread dominates
     unpaired = evaluate_claim(runs_frame({"bn": bn, "none": base}, {"bn": [0, 1, 2, 3, 4], "none": [5, 6, 7, 8, 9]}),
                               {**CLAIM, "expect": "greater"})
-    assert unpaired.verdict == "inconclusive"
+    assert unpaired.verdict == "inconclusive" and unpaired.method == "Welch t"
     assert unpaired.effect == pytest.approx(0.01) and unpaired.hi - unpaired.lo > 0.1
+    assert unpaired.half_width == pytest.approx((unpaired.hi - unpaired.lo) / 2)
 
 
-def test_too_few_seeds_is_inconclusive():
-    v = evaluate_claim(runs_frame({"bn": [0.99], "none": [0.1]}), {**CLAIM, "expect": "greater"})
-    assert v.verdict == "inconclusive" and math.isnan(v.effect) and (v.n_a, v.n_b) == (1, 1)
+def test_the_interval_is_the_t_interval_not_the_seed_range():
+    diffs = [0.01, 0.03, 0.02, 0.05, 0.04]
+    v = evaluate_claim(runs_frame({"bn": [0.9 + d for d in diffs], "none": [0.9] * 5}), {**CLAIM, "expect": "greater"})
+    half = 2.776445 * np.std(diffs, ddof=1) / math.sqrt(5)  # t_{0.975, 4}
+    assert v.half_width == pytest.approx(half, rel=1e-5)
+    assert (v.lo, v.hi) == pytest.approx((0.03 - half, 0.03 + half), rel=1e-5)
+
+
+def test_ten_seeds_switch_to_bca():
+    rng = np.random.default_rng(0)
+    bn, none = 0.9 + rng.normal(0, 0.01, 10), 0.8 + rng.normal(0, 0.01, 10)
+    v = evaluate_claim(runs_frame({"bn": list(bn), "none": list(none)}), {**CLAIM, "expect": "greater"})
+    assert v.method == "BCa bootstrap (paired)" and v.verdict == "reproduced" and v.lo < v.effect < v.hi
+
+
+def test_too_few_seeds_is_inconclusive_by_rule():
+    one = evaluate_claim(runs_frame({"bn": [0.99], "none": [0.1]}), {**CLAIM, "expect": "greater"})
+    assert one.verdict == "inconclusive" and math.isnan(one.lo) and (one.n_a, one.n_b) == (1, 1)
+    assert one.effect == pytest.approx(0.89) and "n < 5" in one.reason
+    # four seeds, clearly separated: the interval alone would decide, the seeds rule does not let it
+    four = evaluate_claim(runs_frame({"bn": [0.99, 0.98, 0.99, 0.97], "none": [0.1, 0.12, 0.11, 0.1]}),
+                          {**CLAIM, "expect": "greater"})
+    assert four.verdict == "inconclusive" and four.lo > 0.8
+    assert four.reason == "n < 5 seeds per arm (4 in a, 4 in b): too few to decide; the interval alone would say reproduced"
+    five = evaluate_claim(runs_frame({"bn": [0.99, 0.98, 0.99, 0.97, 0.98], "none": [0.1, 0.12, 0.11, 0.1, 0.1]}),
+                          {**CLAIM, "expect": "greater"})
+    assert five.verdict == "reproduced"
+    # every arm counts: five in a, four in b
+    lopsided = evaluate_claim(runs_frame({"bn": [0.99, 0.98, 0.99, 0.97, 0.98], "none": [0.1, 0.12, 0.11, 0.1]}),
+                              {**CLAIM, "expect": "greater"})
+    assert lopsided.verdict == "inconclusive" and "4 in b" in lopsided.reason
 
 
 def test_several_runs_of_a_seed_are_averaged_and_where_filters_first():
     runs = pd.DataFrame([
-        {"norm.kind": k, "model.arch": arch, "seed": s, "final_test_acc": acc, "status": "done"}
-        for s in range(3)
+        {"norm.kind": k, "model.arch": arch, "seed": s, "final_test_acc": acc + 0.001 * s, "status": "done"}
+        for s in range(5)
         for k, arch, acc in (("bn", "mlp", 0.9), ("bn", "mlp", 0.8), ("none", "mlp", 0.7), ("bn", "vgg", 0.1),
                              ("none", "vgg", 0.9))
     ])
     v = evaluate_claim(runs, {**CLAIM, "where": {"model.arch": "mlp"}, "expect": "greater"})
-    assert v.a == pytest.approx(0.85) and v.b == pytest.approx(0.7) and v.verdict == "reproduced"
-    with pytest.raises(KeyError, match="norm.placement"):
+    assert v.a == pytest.approx(0.852) and v.b == pytest.approx(0.702) and v.verdict == "reproduced"
+    with pytest.raises(ClaimSpecError, match="claim c: filter on 'norm.placement'"):
         evaluate_claim(runs, {**CLAIM, "a": {"norm.placement": "x"}, "expect": "greater"})
+    with pytest.raises(ClaimSpecError, match="claim c: metric 'final_acc' is not a column"):
+        evaluate_claim(runs, {**CLAIM, "metric": "final_acc", "expect": "greater"})
 
 
 def test_exclude_diverged_and_two_metrics():
-    runs = runs_frame({"bn": [0.9, 0.91, 0.92], "none": [0.5, 0.52, 0.51]})
-    runs["pre"] = [0.1, 0.12, 0.11, 0.2, 0.22, 0.21]
-    runs["post"] = [0.5, 0.52, 0.51, 0.6, 0.62, 0.61]
-    runs.loc[runs["norm.kind"] == "none", "status"] = "diverged"
-    claim = {**CLAIM, "expect": "greater", "exclude_diverged": True}
-    v = evaluate_claim(runs, claim)
-    assert v.n_b == 0 and v.verdict == "inconclusive"
+    runs = runs_frame({"bn": [0.9, 0.91, 0.92, 0.9, 0.91], "none": [0.5, 0.52, 0.51, 0.5, 0.52]})
+    runs["pre"] = [0.1, 0.12, 0.11, 0.1, 0.12, 0.2, 0.22, 0.21, 0.2, 0.22]
+    runs["post"] = [0.5, 0.52, 0.51, 0.5, 0.52, 0.6, 0.62, 0.61, 0.6, 0.62]
     two = evaluate_claim(runs, {"id": "pre_vs_post", "metric_a": "pre", "metric_b": "post", "expect": "less"})
-    assert two.verdict == "reproduced" and two.metric == "pre vs post"
+    assert two.verdict == "reproduced" and two.metric == "pre vs post" and two.method == "paired t"
     assert two.effect == pytest.approx(-0.4)
+    runs.loc[runs["norm.kind"] == "none", "status"] = "diverged"
+    v = evaluate_claim(runs, {**CLAIM, "expect": "greater", "exclude_diverged": True})
+    assert v.n_b == 0 and v.verdict == "inconclusive" and "0 in b" in v.reason
+    # kept in, the diverged arm makes the claim untestable
+    kept = evaluate_claim(runs, {**CLAIM, "expect": "greater"})
+    assert kept.verdict == "not testable here" and "arm b (norm.kind=none): diverged in 5 of 5 runs" in kept.reason
 
 
 def test_reduce_range_and_minus_arms():
     """`reduce: range` over a seed's runs (spread across init scales); `a_minus` turns an arm into a difference."""
     rows = []
-    for seed in range(4):
-        for std, bn_acc, none_acc in ((0.01, 0.95, 0.90), (1.0, 0.94 + 0.001 * seed, 0.30)):
+    for seed in range(5):
+        for std, bn_acc, none_acc in ((0.01, 0.95, 0.90), (1.0, 0.94 + 0.001 * seed, 0.30 + 0.001 * seed ** 2)):
             rows += [{"norm.kind": "bn", "model.init_std": std, "seed": seed, "acc": bn_acc},
                      {"norm.kind": "none", "model.init_std": std, "seed": seed, "acc": none_acc}]
     runs = pd.DataFrame(rows).assign(status="done")
     spread = evaluate_claim(runs, {"id": "flat", "metric": "acc", "reduce": "range", "a": {"norm.kind": "bn"},
                                    "b": {"norm.kind": "none"}, "expect": "less"})
-    assert spread.verdict == "reproduced" and spread.b == pytest.approx(0.60)
-    assert spread.a == pytest.approx(np.mean([0.01 - 0.001 * s for s in range(4)]))
+    assert spread.verdict == "reproduced" and spread.b == pytest.approx(np.mean([0.6 - 0.001 * s ** 2
+                                                                                 for s in range(5)]))
+    assert spread.a == pytest.approx(np.mean([0.01 - 0.001 * s for s in range(5)]))
     gain = evaluate_claim(runs, {"id": "gain", "metric": "acc", "a": {"norm.kind": "bn", "model.init_std": 1.0},
                                  "a_minus": {"norm.kind": "none"}, "b": {"norm.kind": "bn", "model.init_std": 0.01},
                                  "b_minus": {"norm.kind": "none"}, "expect": "greater"})
-    assert gain.a == pytest.approx(0.6415) and gain.b == pytest.approx(0.05) and gain.verdict == "reproduced"
+    assert gain.b == pytest.approx(0.05) and gain.verdict == "reproduced"
+    assert gain.a == pytest.approx(np.mean([0.64 + 0.001 * s - 0.001 * s ** 2 for s in range(5)]))
+
+
+def test_claim_spec_errors_are_one_line_user_errors():
+    runs = runs_frame({"bn": [0.9] * 5, "none": [0.5] * 5})
+    cases = [({**CLAIM, "expect": "bigger"}, "claim c: unknown expect 'bigger'; valid: " + ", ".join(EXPECTS)),
+             ({**CLAIM, "expect": "greater", "reduce": "median"}, "claim c: unknown reduce 'median'"),
+             ({**CLAIM, "expect": "between"}, "claim c: expect between needs range"),
+             ({**CLAIM, "expect": "greater", "about_divergence": "yes"}, "about_divergence must be true or false"),
+             ({**CLAIM, "expect": "greater", "requires_reached": "steps_to_97"},
+              "requires_reached: 'steps_to_97' is not a steps_to derived metric")]
+    for claim, message in cases:
+        with pytest.raises(UserError) as err:
+            evaluate_claim(runs, claim)
+        assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_no_claims_gives_an_empty_table_that_indexes(tmp_path):
     verdicts = evaluate_claims(pd.DataFrame({"seed": [0]}), [])
-    assert verdicts.empty and "verdict" in verdicts.columns
+    assert verdicts.empty and {"verdict", "reason", "method", "half_width"} <= set(verdicts.columns)
     (tmp_path / "sweep").mkdir()
     verdicts.to_csv(tmp_path / "sweep" / "verdicts.csv", index=False)
     (tmp_path / "exp").mkdir()
     evaluate_claims(runs_frame({"bn": [0.9, 0.91], "none": [0.5, 0.5]}), [{**CLAIM, "expect": "greater"}]).to_csv(
         tmp_path / "exp" / "verdicts.csv", index=False)
     index = write_index(tmp_path).read_text()
-    assert "[`sweep`](sweep/REPORT.md)" in index
-    assert "| [`exp`](exp/REPORT.md) | c | BN is better | **" in index
+    assert "| [`sweep`](sweep/REPORT.md) | 0 | - | - | - | - |" in index
+    assert "| [`exp`](exp/REPORT.md) | 1 | 0 | 0 | 1 | 0 |" in index
+    assert "| [`exp`](exp/REPORT.md) | c | BN is better | **inconclusive** | n < 5" in index
+    assert "| experiment | claims | reproduced | not reproduced | inconclusive | not testable here |" in index
 
 
 # ------------------------------------------------------------------------------------------ derive

@@ -29,7 +29,8 @@ from normrepro.train import run
 
 # Experiments of at most this many smoke jobs run by default (a few seconds each); bigger grids are slow.
 FAST_GRID = 2
-VERDICTS = {"reproduced", "not reproduced", "inconclusive"}
+VERDICTS = {"reproduced", "not reproduced", "inconclusive", "not testable here"}
+UNDECIDED = {"inconclusive", "not testable here"}  # what one smoke seed can give: never a decided outcome
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # experiment id -> pytest.mark.xfail(strict=True, reason="BUG: ...") while a known bug breaks it
@@ -98,8 +99,9 @@ def check_results(out: Path, exp: str, jobs, results_root: Path) -> None:
 
     verdicts = pd.read_csv(out / "verdicts.csv")
     assert list(verdicts["id"]) == [c["id"] for c in spec["claims"]]
-    assert set(verdicts["verdict"]) <= VERDICTS
-    assert (verdicts["verdict"] == "inconclusive").all()  # one seed at smoke scale: too few to say
+    assert set(verdicts["verdict"]) <= UNDECIDED  # one seed at smoke scale: too few to say
+    inconclusive = verdicts[verdicts["verdict"] == "inconclusive"]
+    assert inconclusive["reason"].str.startswith("n < 5").all()
 
     report = (out / "REPORT.md").read_text()
     assert report.startswith(f"# `{exp}`")
@@ -111,8 +113,7 @@ def check_results(out: Path, exp: str, jobs, results_root: Path) -> None:
         assert png.read_bytes()[:8] == PNG_MAGIC, png
         assert png.stat().st_size > 5000  # a drawn figure, not an empty canvas
         assert f"(figures/{plot['name']}.png)" in report
-    index = (results_root / "README.md").read_text()
-    assert f"[`{exp}-smoke`]" in index
+    assert not (results_root / "README.md").exists()  # only cpu-scale results are indexed
 
 
 # ------------------------------------------------------------------------------- in-process runs
@@ -196,4 +197,4 @@ def test_analyse_before_and_during_a_sweep(engine_env, capsys):
     assert pd.read_csv(out / "summary.csv")["norm.kind"].tolist() == ["bn"]
     assert "1/2 jobs finished" in (out / "REPORT.md").read_text()
     verdicts = pd.read_csv(out / "verdicts.csv")
-    assert (verdicts["n_b"] == 0).all() and (verdicts["verdict"] == "inconclusive").all()
+    assert (verdicts["n_b"] == 0).all() and set(verdicts["verdict"]) <= UNDECIDED

@@ -101,7 +101,8 @@ def test_notebook_runs_on_smoke_results(smoke_results, kernel_env, monkeypatch):
     assert "final_test_acc per arm" in text
     table = text[text.index("final_test_acc per arm"):]
     assert "bn" in table and "none" in table and "one seed" in table
-    assert "bn_higher" in text and "inconclusive" in text  # one smoke seed: the verdict cannot be decided
+    # one smoke seed: the verdict cannot be decided (12 steps may not even lower the training loss)
+    assert "bn_higher" in text and ("inconclusive" in text or "not testable here" in text)
 
 
 def test_notebook_fails_loudly_without_results(tmp_path, kernel_env, monkeypatch):

@@ -1,3 +1,5 @@
+import sys
+
 from normrepro.analysis.cli import main
 
-main()
+sys.exit(main())

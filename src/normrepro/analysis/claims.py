@@ -1,34 +1,55 @@
-"""Verdicts on an experiment's ``claims:`` block, over seeds, with a bootstrap interval (CLAIMS.md's rule).
+"""Verdicts on an experiment's ``claims:`` block: evidence over seeds, by the rule of docs/verdict-rule.md.
 
 A claim compares arm ``a`` with arm ``b`` (``where``-style filters on the runs frame, e.g.
-``{norm.kind: bn}``) on ``metric`` (``metric_a`` / ``metric_b`` to compare two metrics of the same runs):
-each arm gives one value per seed (the mean over its matching runs of that seed), and the effect is
-mean(a) - mean(b): over paired seeds when both arms have the same seeds, else independently resampled.
+``{norm.kind: bn}``) on ``metric`` (``metric_a`` / ``metric_b`` to compare two metrics of the same runs).
+Each arm gives one number per seed (``reduce``: mean | range | min | max over that seed's matching runs;
+``a_minus`` / ``b_minus``, filters merged into the arm's, subtract a second arm per seed, so an arm can be
+a difference, as in an interaction claim; ``fill_na`` replaces a run's missing value first). The effect is
+the mean over seeds of a - b, paired by seed when the two arms have the same seeds; a ``between`` claim
+has arm ``a`` alone and its effect is a's mean.
 
-``reduce`` (mean | range | min | max) turns a seed's matching runs into its value (``range``: how much the
-metric varies across them, e.g. over init scales); ``a_minus`` / ``b_minus`` (filters merged into the
-arm's) subtract a second arm per seed, so an arm can be a difference (an interaction claim such as "BN's
-gain shrinks at full batch"). ``fill_na`` replaces a run's missing value (e.g. the final loss of a diverged
-run) before reducing; the report's claim text should say so.
-
-``expect``: ``greater`` (a - b > margin), ``less`` (a - b < -margin), ``equal`` (|a - b| < margin), or
-``between`` (arm a alone, its mean inside ``range: [lo, hi]``).
-- reproduced: the 95% interval lies wholly on the claimed side;
-- not reproduced: the interval lies wholly outside the claim;
-- inconclusive: otherwise (including too few seeds to say).
+The rule:
+- the interval is a 95% confidence interval for the mean effect (intervals.py): Student-t on the paired
+  per-seed differences, Welch's t for arms on different seeds, a one-sample t for a ``between`` claim, and
+  a BCa bootstrap once every arm has at least 10 seeds. Its half-width is the smallest effect this many
+  seeds can tell from zero (the ``half_width`` column); ``method`` says which interval was used;
+- **reproduced**: the interval lies wholly on the claimed side of the margin (``greater``: a - b > margin,
+  ``less``: a - b < -margin, ``equal``: |a - b| < margin, ``between``: a inside ``range: [lo, hi]``);
+  **not reproduced**: it lies wholly outside the claim; **inconclusive**: otherwise. Either decided
+  outcome needs at least 5 seeds in every arm: with fewer the claim is inconclusive by rule;
+- **not testable here**: an arm the claim depends on failed a health check (health.py: it diverged, its
+  training loss did not fall, a declared bound or a budget criterion failed). That is no evidence either
+  way, and the ``reason`` column names the arm, the check and the values.
+``reason`` also says why a claim is inconclusive.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import pandas as pd
 
-from normrepro.analysis.frames import select as _filter
+from normrepro.analysis.frames import select
+from normrepro.analysis.health import (
+    Arm,
+    about_divergence,
+    arm_failures,
+    required_reached,
+    training_loss_ends,
+    validate_health,
+)
+from normrepro.analysis.intervals import mean_effect_interval
+from normrepro.errors import UserError
 
 EXPECTS = ("greater", "less", "equal", "between")
-N_BOOT = 10_000
+REDUCERS = ("mean", "range", "min", "max")
+OUTCOMES = ("reproduced", "not reproduced", "inconclusive", "not testable here")
+MIN_SEEDS = 5  # seeds per arm below which no claim is decided
+
+
+class ClaimSpecError(UserError, ValueError):
+    """A claim of an experiment's ``claims:`` block is malformed (unknown expect/reduce, missing column...)."""
 
 
 @dataclass
@@ -41,9 +62,12 @@ class Verdict:
     effect: float
     lo: float
     hi: float
+    half_width: float
+    method: str
     n_a: int
     n_b: int
     verdict: str
+    reason: str = ""
     paper: str = ""
     metric: str = ""
 
@@ -51,43 +75,30 @@ class Verdict:
         return asdict(self)
 
 
-REDUCERS = ("mean", "range", "min", "max")
+def _select(frame: pd.DataFrame, where: dict | None, claim_id) -> pd.DataFrame:
+    try:
+        return select(frame, where)
+    except KeyError as err:
+        raise ClaimSpecError(f"claim {claim_id}: {err.args[0]}") from None
 
 
-def _per_seed(runs: pd.DataFrame, where: dict | None, metric: str, reduce: str = "mean",
-              minus: dict | None = None, fill_na: float | None = None) -> pd.Series:
+def _per_seed(runs: pd.DataFrame, where: dict | None, metric: str, reduce: str, minus: dict | None,
+              fill_na: float | None, claim_id) -> pd.Series:
     """One value per seed: ``reduce`` over the seed's matching runs; minus the same over ``minus``'s runs."""
-    if reduce not in REDUCERS:
-        raise ValueError(f"unknown claim reduce {reduce!r}; valid: {', '.join(REDUCERS)}")
-    rows = _filter(runs, where)
+    rows = _select(runs, where, claim_id)
     if metric not in rows.columns:
-        raise KeyError(f"claim metric {metric!r} is not a column of the runs frame")
+        raise ClaimSpecError(f"claim {claim_id}: metric {metric!r} is not a column of the runs frame; add it to "
+                             "derived: or use a final_*/best_* column")
     values = rows[metric] if fill_na is None else rows[metric].fillna(fill_na)
     grouped = values.groupby(rows["seed"])
     values = (grouped.max() - grouped.min()) if reduce == "range" else grouped.agg(reduce)
     if minus is not None:
-        values = values - _per_seed(runs, {**(where or {}), **minus}, metric, reduce, fill_na=fill_na)
+        values = values - _per_seed(runs, {**(where or {}), **minus}, metric, reduce, None, fill_na, claim_id)
     return values.dropna()
 
 
-def bootstrap_interval(a: np.ndarray, b: np.ndarray | None, paired: bool, seed: int = 0):
-    """Mean effect and its 95% percentile-bootstrap interval."""
-    rng = np.random.default_rng(seed)
-    if b is None:
-        samples = rng.choice(a, size=(N_BOOT, len(a))).mean(1)
-        effect = a.mean()
-    elif paired:
-        d = a - b
-        samples = rng.choice(d, size=(N_BOOT, len(d))).mean(1)
-        effect = d.mean()
-    else:
-        samples = rng.choice(a, size=(N_BOOT, len(a))).mean(1) - rng.choice(b, size=(N_BOOT, len(b))).mean(1)
-        effect = a.mean() - b.mean()
-    lo, hi = np.percentile(samples, [2.5, 97.5])
-    return float(effect), float(lo), float(hi)
-
-
 def judge(expect: str, lo: float, hi: float, margin: float = 0.0, bounds=None) -> str:
+    """Where the interval [lo, hi] lies relative to the claim (the seeds rule and health come on top)."""
     if expect == "greater":
         return "reproduced" if lo > margin else "not reproduced" if hi <= margin else "inconclusive"
     if expect == "less":
@@ -101,37 +112,85 @@ def judge(expect: str, lo: float, hi: float, margin: float = 0.0, bounds=None) -
         if low <= lo and hi <= high:
             return "reproduced"
         return "not reproduced" if hi < low or lo > high else "inconclusive"
-    raise ValueError(f"unknown expect {expect!r}; valid: {', '.join(EXPECTS)}")
+    raise ClaimSpecError(f"unknown expect {expect!r}; valid: {', '.join(EXPECTS)}")
 
 
-def evaluate_claim(runs: pd.DataFrame, claim: dict) -> Verdict:
-    expect = claim["expect"]
-    if expect not in EXPECTS:
-        raise ValueError(f"claim {claim.get('id')}: unknown expect {expect!r}; valid: {', '.join(EXPECTS)}")
+def _validate(claim: dict) -> None:
+    cid = claim.get("id")
+    if claim.get("expect") not in EXPECTS:
+        raise ClaimSpecError(f"claim {cid}: unknown expect {claim.get('expect')!r}; valid: {', '.join(EXPECTS)}")
+    if claim.get("reduce", "mean") not in REDUCERS:
+        raise ClaimSpecError(f"claim {cid}: unknown reduce {claim.get('reduce')!r}; valid: {', '.join(REDUCERS)}")
+    if claim["expect"] == "between":
+        bounds = claim.get("range")
+        if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2):
+            raise ClaimSpecError(f"claim {cid}: expect between needs range: [lo, hi]")
+
+
+def claim_arms(base: pd.DataFrame, claim: dict) -> list[Arm]:
+    """The run sets a claim depends on: a, b and their ``_minus`` arms (merged filters)."""
+    arms = []
+    for side in ("a",) if claim["expect"] == "between" else ("a", "b"):
+        where = dict(claim.get(side) or {})
+        arms.append(Arm(side, where, _select(base, where, claim.get("id"))))
+        if claim.get(f"{side}_minus") is not None:
+            merged = {**where, **claim[f"{side}_minus"]}
+            arms.append(Arm(f"{side}_minus", merged, _select(base, merged, claim.get("id"))))
+    return arms
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def evaluate_claim(runs: pd.DataFrame, claim: dict, health: list[dict] | None = None,
+                   loss_ends: pd.DataFrame | None = None) -> Verdict:
+    """One claim's verdict. ``health``: the experiment's validated ``health:`` list; ``loss_ends``: each run's
+    first and last training loss (``training_loss_ends(metrics)``; None skips that check)."""
+    _validate(claim)
+    about_divergence(claim)  # validates the two health keys up front, whatever the arms hold
+    required_reached(claim, runs.columns)
+    cid, expect = claim["id"], claim["expect"]
     base = runs[runs["status"] == "done"] if claim.get("exclude_diverged", False) else runs
-    base = _filter(base, claim.get("where"))
+    base = _select(base, claim.get("where"), cid)
     metric_a = claim.get("metric_a", claim.get("metric"))
-    reduce = claim.get("reduce", "mean")
-    fill = claim.get("fill_na")
-    a = _per_seed(base, claim.get("a"), metric_a, reduce, claim.get("a_minus"), fill)
+    reduce, fill = claim.get("reduce", "mean"), claim.get("fill_na")
+    a = _per_seed(base, claim.get("a"), metric_a, reduce, claim.get("a_minus"), fill, cid)
     b = None
     if expect != "between":
         b = _per_seed(base, claim.get("b"), claim.get("metric_b", claim.get("metric")), reduce,
-                      claim.get("b_minus"), fill)
-    common = a.index.intersection(b.index) if b is not None else a.index
-    paired = b is not None and len(common) == len(a) == len(b)
-    enough = len(a) >= 2 and (b is None or len(b) >= 2)
-    if enough:
-        effect, lo, hi = bootstrap_interval(a.to_numpy(float), None if b is None else b.to_numpy(float), paired)
-        verdict = judge(expect, lo, hi, float(claim.get("margin", 0.0)), claim.get("range"))
+                      claim.get("b_minus"), fill, cid)
+    paired = b is not None and set(a.index) == set(b.index)
+    if paired:
+        b = b.reindex(a.index)
+    interval = mean_effect_interval(a.to_numpy(float), None if b is None else b.to_numpy(float), paired)
+    margin = float(claim.get("margin", 0.0))
+    located = judge(expect, interval.lo, interval.hi, margin, claim.get("range"))
+    sizes = {"a": len(a)} if b is None else {"a": len(a), "b": len(b)}
+    failures = [r for arm in claim_arms(base, claim)
+                for r in arm_failures(arm, claim, health or [], loss_ends if loss_ends is not None else
+                                      pd.DataFrame(columns=["first", "last"]))]
+    if failures:
+        verdict, reason = "not testable here", "; ".join(failures)
+    elif min(sizes.values()) < MIN_SEEDS:
+        verdict = "inconclusive"
+        counts = ", ".join(f"{n} in {arm}" for arm, n in sizes.items())
+        reason = f"n < {MIN_SEEDS} seeds per arm ({counts}): too few to decide"
+        if not math.isnan(interval.lo):
+            reason += f"; the interval alone would say {located}"
     else:
-        effect, lo, hi, verdict = float("nan"), float("nan"), float("nan"), "inconclusive"
-    return Verdict(id=claim["id"], text=claim.get("text", ""), expect=_expect_text(claim),
+        verdict = located
+        reason = "" if verdict != "inconclusive" else (
+            f"the interval [{_fmt(interval.lo)}, {_fmt(interval.hi)}] is neither wholly inside nor wholly "
+            f"outside the claim ({_expect_text(claim)})")
+    metric = metric_a if b is None or metric_a == claim.get("metric_b", metric_a) else \
+        f"{metric_a} vs {claim.get('metric_b')}"
+    return Verdict(id=cid, text=claim.get("text", ""), expect=_expect_text(claim),
                    a=float(a.mean()) if len(a) else float("nan"),
                    b=float(b.mean()) if b is not None and len(b) else None,
-                   effect=effect, lo=lo, hi=hi, n_a=len(a), n_b=0 if b is None else len(b), verdict=verdict,
-                   paper=claim.get("paper", ""), metric=metric_a if b is None or metric_a == claim.get(
-                       "metric_b", metric_a) else f"{metric_a} vs {claim.get('metric_b')}")
+                   effect=interval.effect, lo=interval.lo, hi=interval.hi, half_width=interval.half_width,
+                   method=interval.method, n_a=len(a), n_b=0 if b is None else len(b), verdict=verdict,
+                   reason=reason, paper=claim.get("paper", ""), metric=metric)
 
 
 def _expect_text(claim: dict) -> str:
@@ -140,6 +199,11 @@ def _expect_text(claim: dict) -> str:
             "between": f"a in {claim.get('range')}"}[e]
 
 
-def evaluate_claims(runs: pd.DataFrame, claims: list[dict]) -> pd.DataFrame:
+def evaluate_claims(runs: pd.DataFrame, claims: list[dict], metrics: pd.DataFrame | None = None,
+                    health: list[dict] | None = None) -> pd.DataFrame:
+    """Every claim's verdict, one row each. ``metrics`` (the metrics frame) enables the training-loss check;
+    ``health`` is the experiment's ``health:`` block."""
+    health = validate_health(health, [c.get("id") for c in claims], runs.columns)
+    loss_ends = training_loss_ends(metrics)
     columns = list(Verdict.__dataclass_fields__)
-    return pd.DataFrame([evaluate_claim(runs, c).row() for c in claims], columns=columns)
+    return pd.DataFrame([evaluate_claim(runs, c, health, loss_ends).row() for c in claims], columns=columns)

@@ -1,13 +1,21 @@
-"""Writes ``results/<id>/``: summary.csv, metrics.csv.gz, verdicts.csv, figures/ and REPORT.md, and
-re-indexes ``results/README.md`` from every experiment's verdicts."""
+"""REPORT.md of one experiment, the results index (``results/README.md``) and the repository README's
+verdict block.
+
+The analysis writes REPORT.md and, at cpu scale, the index; it never touches the repository's README.md:
+``scripts/update_readme_verdicts.py`` rewrites the README's marked block, on request, from the same
+verdicts."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
+
+from normrepro.analysis.claims import OUTCOMES
+from normrepro.errors import UserError
 
 SETUP_KEYS = ("data.name", "data.train_limit", "data.order", "data.augment", "model.arch", "model.widths",
               "model.stages", "model.width_mult", "model.depth", "model.activation", "model.placement",
@@ -38,18 +46,39 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _interval(v) -> str:
+    return f"{_fmt(v.effect)} [{_fmt(v.lo)}, {_fmt(v.hi)}]"
+
+
 def verdict_table(verdicts: pd.DataFrame) -> str:
-    lines = ["| claim | expected | a | b | effect a-b [95% CI] | n (a/b) | paper | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| claim | expected | a | b | effect [95% CI] | interval | ± (MDE) | n (a/b) | paper | verdict | why |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in verdicts.itertuples():
-        ci = f"{_fmt(v.effect)} [{_fmt(v.lo)}, {_fmt(v.hi)}]"
         lines.append(f"| **{v.id}**: {_cell(v.text)} (`{v.metric}`) | {_cell(v.expect)} | {_fmt(v.a)} | "
-                     f"{_fmt(v.b)} | {ci} | {v.n_a}/{v.n_b} | {_cell(v.paper or '-')} | **{v.verdict}** |")
+                     f"{_fmt(v.b)} | {_interval(v)} | {v.method} | {_fmt(v.half_width)} | {v.n_a}/{v.n_b} | "
+                     f"{_cell(v.paper or '-')} | **{v.verdict}** | {_cell(_text(v.reason) or '-')} |")
     return "\n".join(lines)
 
 
+def _text(value) -> str:
+    """A CSV-read empty string comes back as NaN."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+RULE = ("Rule (docs/verdict-rule.md): the effect is the mean over seeds of a per-seed number (a - b, paired by "
+        "seed when the arms share seeds) and its interval a 95% confidence interval for that mean (*interval*: "
+        "Student-t on the paired differences, Welch's t for arms on different seeds, one-sample t for a single "
+        "arm, BCa bootstrap once every arm has 10 or more seeds); *± (MDE)* is its half-width, the smallest "
+        "effect these seeds can tell from zero. *reproduced*: the interval lies wholly on the claimed side of "
+        "the margin; *not reproduced*: wholly outside the claim; *inconclusive*: otherwise, and always with "
+        "fewer than 5 seeds in an arm; *not testable here*: an arm the claim depends on failed a health check "
+        "(it diverged, its training loss did not fall, a declared bound or budget criterion failed), which is "
+        "evidence neither way.")
+
+
 def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, figures: list[tuple[str, str]],
-                 scale: str, command: str) -> Path:
+                 scale: str, command: str, rejudged_at: str | None = None) -> Path:
+    """``rejudged_at``: the git SHA a ``--from-results`` re-judgement ran at (the runs' SHAs stay in the line)."""
     runs = collected.runs
     shas = sorted(set(runs.get("git_sha", pd.Series(dtype=str)).dropna()))
     wall = runs["wall_time_s"].sum() if "wall_time_s" in runs else float("nan")
@@ -67,13 +96,15 @@ def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, fi
         f"compute {wall / 60:.1f} min (sum over jobs); device {', '.join(sorted(set(map(str, runs.get('device', [])))))}; "
         f"git {', '.join(s[:12] for s in shas) or '-'}; written {dt.date.today().isoformat()} by `{command}`.*",
         "",
+        *([f"*Re-judged at git {rejudged_at} from the committed frames (summary.csv, metrics.csv.gz) of runs "
+           f"made at git {', '.join(s[:12] for s in shas) or '-'}; the runs were not repeated.*", ""]
+          if rejudged_at else []),
         "## Verdicts",
         "",
         verdict_table(verdicts) if len(verdicts) else "(no claims evaluated)",
         "",
         *_censoring_notes(runs),
-        "Rule (CLAIMS.md): *reproduced* when the 95% bootstrap interval over seeds lies wholly on the claimed "
-        "side, *not reproduced* when it lies wholly outside the claim, *inconclusive* otherwise.",
+        RULE,
         "",
         "## Setup",
         "",
@@ -112,38 +143,72 @@ def _fmt_status(statuses: dict) -> str:
 
 
 README_START, README_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
+SCALE_SUFFIXES = ("-smoke", "-full")  # results/<id>-<scale>/: never part of the committed index
+
+
+def _verdict_files(results_root: Path) -> list[Path]:
+    """The cpu-scale experiments' verdicts: no other scale's folder, no half-written (hidden) folder."""
+    return [f for f in sorted(results_root.glob("*/verdicts.csv"))
+            if not f.parent.name.startswith(".") and not f.parent.name.endswith(SCALE_SUFFIXES)]
+
+
+def outcome_counts(verdicts: pd.DataFrame) -> dict:
+    counts = verdicts["verdict"].value_counts() if len(verdicts) else pd.Series(dtype=int)
+    return {k: int(counts.get(k, 0)) for k in OUTCOMES}
+
+
+def summary_rows(results_root: Path, link_prefix: str = "") -> list[str]:
+    """One table row per experiment: its number of claims and of each of the four outcomes."""
+    rows = ["| experiment | claims | " + " | ".join(OUTCOMES) + " |", "|---|---|" + "---|" * len(OUTCOMES)]
+    for verdict_file in _verdict_files(results_root):
+        exp_id = verdict_file.parent.name
+        v = pd.read_csv(verdict_file)
+        link = f"[`{exp_id}`]({link_prefix}{exp_id}/REPORT.md)"
+        if v.empty:
+            rows.append(f"| {link} | 0 | " + " | ".join("-" for _ in OUTCOMES) + " |")
+            continue
+        counts = outcome_counts(v)
+        rows.append(f"| {link} | {len(v)} | " + " | ".join(str(counts[k]) for k in OUTCOMES) + " |")
+    return rows
 
 
 def write_index(results_root: Path) -> Path:
-    """``results/README.md``: every experiment's verdicts in one table; the repository README's verdict
-    block (between its marker comments) gets the per-experiment summary, so its numbers match the files."""
-    rows, summary = [], []
-    for verdict_file in sorted(results_root.glob("*/verdicts.csv")):
+    """``results/README.md``: the four outcomes counted per experiment, then every claim with its verdict."""
+    rows = []
+    for verdict_file in _verdict_files(results_root):
         exp_id = verdict_file.parent.name
         v = pd.read_csv(verdict_file)
         if v.empty:
-            rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | - | (no claims: a supporting sweep) | - |")
+            rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | - | (no claims: a supporting sweep) | - | - |")
         for r in v.itertuples():
-            rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | {r.id} | {_cell(r.text)} | **{r.verdict}** |")
-        counts = v["verdict"].value_counts()
-        tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("reproduced", "not reproduced", "inconclusive")
-                          if counts.get(k, 0))
-        summary.append(f"| [`{exp_id}`](results/{exp_id}/REPORT.md) | {len(v)} | {tally or 'no claims (supporting sweep)'} |")
+            reason = _text(getattr(r, "reason", "")) or "-"
+            rows.append(f"| [`{exp_id}`]({exp_id}/REPORT.md) | {r.id} | {_cell(r.text)} | **{r.verdict}** | "
+                        f"{_cell(reason)} |")
     lines = ["# Results", "", "Produced by `make reproduce-<id>` (never edited by hand); each REPORT.md says "
-             "the scale, the git SHA and the compute it took.", "",
-             "| experiment | claim | statement | verdict |", "|---|---|---|---|", *rows, ""]
+             "the scale, the git SHA and the compute it took, and docs/verdict-rule.md the rule.", "",
+             *summary_rows(results_root), "",
+             "| experiment | claim | statement | verdict | why |", "|---|---|---|---|---|", *rows, ""]
     path = results_root / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
-    readme = results_root.resolve().parent / "README.md"
-    if results_root.resolve().name == "results" and readme.exists():
-        _update_readme(readme, ["| experiment | claims | verdicts |", "|---|---|---|", *summary])
     return path
 
 
-def _update_readme(readme: Path, table: list[str]) -> None:
+class ReadmeMarkersMissing(UserError):
+    """The README has no verdict block to rewrite."""
+
+
+def update_readme_block(readme: Path, results_root: Path) -> bool:
+    """Rewrite the block between README_START and README_END of ``readme`` with the per-experiment counts
+    (links relative to the README). Returns whether the text changed. Called by
+    scripts/update_readme_verdicts.py only: the analysis itself never writes the README."""
     text = readme.read_text(encoding="utf-8")
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
-        return
-    block = "\n".join([README_START, *table, README_END])
-    readme.write_text(text[:start] + block + text[end + len(README_END):], encoding="utf-8")
+        raise ReadmeMarkersMissing(f"{readme} has no {README_START} ... {README_END} block; add the two marker "
+                                   "lines where the verdict table goes")
+    prefix = Path(os.path.relpath(results_root.resolve(), readme.resolve().parent)).as_posix() + "/"
+    block = "\n".join([README_START, *summary_rows(results_root, prefix), README_END])
+    new = text[:start] + block + text[end + len(README_END):]
+    if new != text:
+        readme.write_text(new, encoding="utf-8")
+    return new != text
