@@ -86,7 +86,7 @@ def test_rejudging_from_another_folder_and_its_errors(results, tmp_path):
         cli.analyse("demo", "cpu", SEEDS, results_root=elsewhere, from_results=tmp_path / "empty")
     # frames of 5 seeds, a plan of 3: the grid changed since, re-judging would be against another plan
     with pytest.raises(cli.UserError, match=r"holds 4 run\(s\) the current plan does not"):
-        cli.analyse("demo", "cpu", [], results_root=elsewhere, from_results=results / "demo")
+        cli.analyse("demo", "cpu", ["seed=range(0,3)"], results_root=elsewhere, from_results=results / "demo")
 
 
 # ------------------------------------------------------------------------------------ atomic results

@@ -17,7 +17,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIPPED_DIRS = ("results/",)  # generated reports: re-rendered from the (checked) experiment files
-PENDING_DIRS = ("src/",)  # checked by its own test below until its docstrings are renamed
 
 DOC = r"00[0-4]"  # the five source documents were files 000 ... 004
 # "seed" or "seeds" before one or a list of document numbers, or document numbers alone in parentheses
@@ -108,15 +107,7 @@ def test_offending_lines_name_file_and_line_and_skip_binary_files(tmp_path):
 
 # ------------------------------------------------------------------ the repository
 def test_no_tracked_file_cites_a_source_document_as_a_seed_or_points_outside_the_repo():
-    files = [p for p in tracked_files() if not p.startswith(SKIPPED_DIRS + PENDING_DIRS)]
+    files = [p for p in tracked_files() if not p.startswith(SKIPPED_DIRS)]
     assert files, "git ls-files listed nothing"
-    found = offending_lines(ROOT, files)
-    assert not found, _report(found)
-
-
-@pytest.mark.xfail(strict=True, reason="src/ docstrings still cite source documents by number: the lead "
-                   "renames them after the merge, then this marker goes (strict: an XPASS fails)")
-def test_no_file_in_src_cites_a_source_document_as_a_seed_or_points_outside_the_repo():
-    files = [p for p in tracked_files() if p.startswith(PENDING_DIRS)]
     found = offending_lines(ROOT, files)
     assert not found, _report(found)
