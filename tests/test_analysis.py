@@ -120,9 +120,11 @@ def test_the_interval_is_the_t_interval_not_the_seed_range():
     assert (v.lo, v.hi) == pytest.approx((0.03 - half, 0.03 + half), rel=1e-5)
 
 
-def test_ten_seeds_switch_to_bca():
+def test_enough_seeds_switch_to_bca():
+    from normrepro.analysis.intervals import BCA_MIN_N
+
     rng = np.random.default_rng(0)
-    bn, none = 0.9 + rng.normal(0, 0.01, 10), 0.8 + rng.normal(0, 0.01, 10)
+    bn, none = 0.9 + rng.normal(0, 0.01, BCA_MIN_N), 0.8 + rng.normal(0, 0.01, BCA_MIN_N)
     v = evaluate_claim(runs_frame({"bn": list(bn), "none": list(none)}), {**CLAIM, "expect": "greater"})
     assert v.method == "BCa bootstrap (paired)" and v.verdict == "reproduced" and v.lo < v.effect < v.hi
 

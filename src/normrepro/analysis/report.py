@@ -68,7 +68,7 @@ def _text(value) -> str:
 RULE = ("Rule (docs/verdict-rule.md): the effect is the mean over seeds of a per-seed number (a - b, paired by "
         "seed when the arms share seeds) and its interval a 95% confidence interval for that mean (*interval*: "
         "Student-t on the paired differences, Welch's t for arms on different seeds, one-sample t for a single "
-        "arm, BCa bootstrap once every arm has 10 or more seeds); *± (MDE)* is its half-width, the smallest "
+        "arm, BCa bootstrap once every arm has 30 or more seeds); *± (MDE)* is its half-width, the smallest "
         "effect these seeds can tell from zero. *reproduced*: the interval lies wholly on the claimed side of "
         "the margin; *not reproduced*: wholly outside the claim; *inconclusive*: otherwise, and always with "
         "fewer than 5 seeds in an arm; *not testable here*: an arm the claim depends on failed a health check "
