@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
 from normrepro import distributed
+from normrepro.analysis.spec_check import check_job_config
 from normrepro.config import register_configs, validate_config
 from normrepro.data import BatchSchedule, DatasetNotFound, load_char_splits, load_splits
 from normrepro.errors import UserError
@@ -60,6 +61,7 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
     With ``dist.nproc`` > 1 the job runs as that many processes (``distributed.py``); this call then launches
     them with torchrun, or is one of them when already inside their process group."""
     validate_config(cfg)
+    check_job_config(cfg)  # the experiment's derived / claims / plots blocks, before any data is loaded
     ctx = distributed.current()
     main_rank = ctx is None or ctx.is_main
     rd = RunDir(run_dir, cfg)
