@@ -97,6 +97,8 @@ class Expression:
             for operand in (node.left, *node.comparators):
                 self._check(operand, in_compare=True)
         elif isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute):
+                self._refuse(f"calls .{node.func.attr}() (attribute access is not allowed)")
             if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
                 called = node.func.id if isinstance(node.func, ast.Name) else type(node.func).__name__
                 self._refuse(f"calls {called!r}, which is not one of the allowed functions")
@@ -167,8 +169,8 @@ class Expression:
             return result
         if isinstance(node, ast.Name):
             return frame[self._column(node.id)]
-        value = node.value  # a checked Constant
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        value = node.value  # a checked Constant; numpy floats overflow to inf where Python's raise
+        return np.float64(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def _as_bool(value):

@@ -235,8 +235,12 @@ class _Checker:
             if c.get("reduce", "mean") not in REDUCERS:
                 self.error(where, f"unknown reduce {c['reduce']!r}; {_suggest(c['reduce'], REDUCERS)}")
             sides = ["metric_a"] if expect == "between" else ["metric_a", "metric_b"]
+            checked = set()
             for side in sides:
                 metric = c.get(side, c.get("metric"))
+                if metric is not None and metric in checked:
+                    continue
+                checked.add(metric)
                 if metric is None:
                     self.error(where, f"needs 'metric' (or {side!r})")
                 elif not self._is_column(metric, metric_columns):
