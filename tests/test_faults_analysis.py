@@ -6,6 +6,7 @@ checked before any training, with one-line errors that name the entry and the va
 from __future__ import annotations
 
 import copy
+import json
 import os
 import pickle
 import subprocess
@@ -164,8 +165,10 @@ def test_valid_cifar_pickles_of_every_protocol_still_load(tmp_path):
 
 
 # ------------------------------------------------------------------ 3./4. run directories, collection
-def _finish(job, steps=(0, 6, 12), summary_extra=None, done=True):
-    """A finished demo-smoke run dir as train.run leaves it: run_config.yaml, metrics, summary, DONE."""
+def _finish(job, steps=(0, 6, 12), summary_extra=None, done=True, lose_after=None):
+    """A finished demo-smoke run dir as train.run leaves it: run_config.yaml, metrics, summary.json, DONE
+    (the summary written here, so the tests hold whatever else the run side records); ``lose_after``
+    then drops the rows after that step, as damage after the run would."""
     rd = RunDir(job.run_dir, job.cfg)
     rd.claim()
     writer = MetricsWriter(rd.metrics_file)
@@ -177,7 +180,11 @@ def _finish(job, steps=(0, 6, 12), summary_extra=None, done=True):
     summary = {"status": "done", "diverged_at": None, "steps_done": 12,
                "final": {"test/acc": 0.62, "val/acc": 0.61}, "best": {"test/acc": 0.62}, **(summary_extra or {})}
     if done:
-        rd.finish(summary)
+        rd.summary_file.write_text(json.dumps(summary))
+        rd.done_file.write_text("done\n")
+    if lose_after is not None:
+        lines = rd.metrics_file.read_text().splitlines()
+        rd.metrics_file.write_text("".join(line + "\n" for line in lines if json.loads(line)["step"] <= lose_after))
     return rd
 
 
@@ -188,7 +195,7 @@ def demo_jobs(engine_env):
 
 def test_whole_runs_collect(demo_jobs, capsys):
     for job in demo_jobs:
-        _finish(job, summary_extra={"rows": 12, "last_step": 12})
+        _finish(job, summary_extra={"metrics_rows": 12, "metrics_last_step": 12})
     collected = collect(demo_jobs)
     assert len(collected.runs) == 2 and collected.runs["final_test_acc"].tolist() == [0.62, 0.62]
     assert "jobs_done=2/2" in capsys.readouterr().out
@@ -248,19 +255,35 @@ def test_metrics_without_done_are_reported_unfinished_and_left_out(demo_jobs, ca
     assert collected.unfinished == [demo_jobs[1].run_dir]
     assert set(collected.metrics["run"]) == {demo_jobs[0].run_dir.name}  # no partial rows sneak in
     out = capsys.readouterr().out
-    assert f"jobs_done=1/2 (1 unfinished, left out: metrics but no DONE in {demo_jobs[1].run_dir}" in out
+    assert f"jobs_done=1/2 (1 unfinished, left out: no DONE in {demo_jobs[1].run_dir}" in out
 
 
 @pytest.mark.parametrize("extra,expected", [
-    ({}, "ends at step 6 but .* reached step 12"),  # steps_done only (runs made before rows/last_step)
-    ({"last_step": 12}, "ends at step 6 but .* reached step 12"),
+    ({}, "ends at step 6 but .* says the run did 12 steps"),  # steps_done only (runs made before the counts)
+    ({"metrics_rows": 12, "metrics_last_step": 12}, "has 8 rows but .* records 12"),
+    ({"metrics_last_step": 12}, "ends at step 6 but .* records its last step as 12"),
     ({"rows": 12}, "has 8 rows but .* records 12"),
 ])
 def test_rows_that_stop_short_of_the_recorded_steps_refuse(demo_jobs, extra, expected):
-    _finish(demo_jobs[0], steps=(0, 6), summary_extra=extra)  # the step-12 rows were lost
+    _finish(demo_jobs[0], summary_extra=extra, lose_after=6)  # the step-12 rows were lost after the run
     with pytest.raises(CorruptRun, match=expected) as err:
         collect(demo_jobs)
     assert str(demo_jobs[0].run_dir / "metrics.jsonl") in one_line(err)
+
+
+def test_rows_added_after_the_run_refuse(demo_jobs):
+    _finish(demo_jobs[0], steps=(0, 6, 12, 18), summary_extra={"metrics_rows": 16, "metrics_last_step": 12})
+    with pytest.raises(CorruptRun, match="ends at step 18 but .* records its last step as 12"):
+        collect(demo_jobs)
+
+
+def test_a_failed_job_is_not_finished_and_left_out(demo_jobs, capsys):
+    _finish(demo_jobs[0])
+    demo_jobs[1].run_dir.mkdir(parents=True)
+    (demo_jobs[1].run_dir / "FAILED").write_text("corrupt data file ...\n")
+    assert job_state(demo_jobs[1]).state == "failed"
+    assert len(collect(demo_jobs).runs) == 1
+    assert "jobs_done=1/2 (1 unfinished, 1 of them FAILED, left out: no DONE in" in capsys.readouterr().out
 
 
 def test_a_run_made_with_other_settings_is_stale_not_collected(demo_jobs):
@@ -332,11 +355,11 @@ def _mutated(specs, block, index, change):
                                                       "equal, greater, less"),
     ("claims", 1, lambda c: c.update(reduce="median"), "unknown reduce 'median'; did you mean mean or min? valid: max, mean, min, range"),
     ("claims", 1, lambda c: c.update(a={"norm.knd": "bn"}),
-     "a filter on 'norm.knd': not a column of the runs table; did you mean norm.kind?"),
+     "a filter on 'norm.knd': not a column of the runs table; did you mean norm.kind "),
     ("claims", 1, lambda c: c.update(b={"norm.kind": "nonee"}),
      "b filter on 'norm.kind': 'nonee' is not a value of the grid; valid: bn, none"),
-    ("claims", 1, lambda c: c.update(where={"model.activation": "sigmoid"}),
-     "where filter on 'model.activation': every job sets model.activation='sigmoid'"),
+    ("claims", 1, lambda c: c.update(where={"model.activation": "relu"}),
+     "where filter on 'model.activation': 'relu' is not a value of the grid; valid: sigmoid"),
     ("claims", 1, lambda c: c.update(a_minus={"sed": 0}), "a_minus filter on 'sed'"),
     ("claims", 1, lambda c: c.update(exepct="less"), "unknown field 'exepct'; did you mean expect "),
     ("claims", 3, lambda c: c.update(range=[0.73, 0.63]), "expect between needs range: [low, high]"),
@@ -431,3 +454,12 @@ def test_result_columns_name_what_a_run_really_records(engine_env):
     assert sorted(summary["final"]) == sorted(evaluation_keys(container))
     assert {"final_test_acc_precise64", "best_train_eval_loss_batchstats", "final_test_loss_batch8",
             "final_test_acc_emaslow"} <= set(result_columns(container))
+
+
+def test_a_narrowed_sweep_keeps_the_columns_its_blocks_name(engine_env):
+    """`make reproduce-demo norm=gn` fixes norm.kind; its plots (hue norm.kind) and claims still find it."""
+    jobs = plan_jobs("demo", "smoke", ["norm=gn", "threads=1"])
+    _finish(jobs[0])
+    collected = collect(jobs)
+    assert collected.grid_columns == ["seed"]
+    assert collected.runs["norm.kind"].tolist() == ["gn"] and set(collected.metrics["norm.kind"]) == {"gn"}

@@ -3,11 +3,13 @@
 Collection must never take partial or foreign data for a whole run. For each job this decides:
 
 - ``todo``: nothing there yet; ``unfinished``: metrics but no ``DONE`` (running, killed, or to resume);
+  ``failed``: no ``DONE`` but a ``FAILED`` marker (the job stopped on an error, its reason inside);
 - ``stale``: finished, but its ``run_config.yaml`` differs from what the experiment file now asks for
   (the settings changed after the run): its numbers belong to another config;
 - ``done``: finished and current; ``read_run`` then checks its files are whole: ``summary.json`` parses,
   every metrics line but a torn last one is valid, and the rows reach the recorded step count
-  (``rows`` / ``last_step`` in summary.json when the run recorded them, else ``steps_done``).
+  (``steps_done``) and match the row count and last step summary.json records (``metrics_rows`` /
+  ``metrics_last_step``) when the run recorded them.
 
 A damaged file raises ``CorruptRun``: one line naming the file and the fix.
 """
@@ -25,7 +27,7 @@ from normrepro.errors import UserError
 from normrepro.rundir import _diff_keys, result_config  # the same rule as the training side's RunDir.claim
 from normrepro.store import SchemaError, read_metrics
 
-STATES = ("todo", "unfinished", "stale", "done")
+STATES = ("todo", "unfinished", "failed", "stale", "done")
 
 
 class CorruptRun(UserError):
@@ -50,10 +52,12 @@ def _rerun(job) -> str:
 
 
 def job_state(job) -> RunState:
-    """The job's state (``todo``, ``unfinished``, ``stale`` or ``done``); raises CorruptRun for a finished run
+    """The job's state (one of ``STATES``); raises CorruptRun for a finished run
     whose config file is missing or damaged."""
     run_dir = Path(job.run_dir)
     if not (run_dir / "DONE").exists():
+        if (run_dir / "FAILED").exists():
+            return RunState("failed", run_dir, [])
         started = (run_dir / "metrics.jsonl").exists()
         return RunState("unfinished" if started else "todo", run_dir, [])
     config_file = run_dir / "run_config.yaml"
@@ -119,13 +123,24 @@ def read_run(job) -> tuple[dict, pd.DataFrame]:
     return summary, frame
 
 
+def _recorded(summary: dict, *names: str):
+    """The first of ``names`` the summary records (the run side names them ``metrics_rows`` /
+    ``metrics_last_step``; ``rows`` / ``last_step`` are accepted too), else None."""
+    return next((summary[n] for n in names if summary.get(n) is not None), None)
+
+
 def _check_complete(job, summary: dict, frame: pd.DataFrame, path: Path) -> None:
-    """The rows must reach what the summary says the run did: a lost tail is partial data."""
+    """The rows must be what the summary says the run left: a lost tail is partial data."""
     last = int(frame["step"].max()) if len(frame) else None
-    if "rows" in summary and len(frame) != int(summary["rows"]):
-        raise CorruptRun(f"{path} has {len(frame)} rows but {path.parent / 'summary.json'} records "
-                         f"{summary['rows']} (rows lost or added after the run); {_rerun(job)}")
-    expected = int(summary["last_step"]) if summary.get("last_step") is not None else int(summary["steps_done"])
-    if last is None or last < expected:
-        raise CorruptRun(f"{path} ends at step {last} but {path.parent / 'summary.json'} says the run reached "
-                         f"step {expected} (rows lost); {_rerun(job)}")
+    summary_file = path.parent / "summary.json"
+    rows = _recorded(summary, "metrics_rows", "rows")
+    if rows is not None and len(frame) != int(rows):
+        raise CorruptRun(f"{path} has {len(frame)} rows but {summary_file} records {rows} (rows lost or added "
+                         f"after the run); {_rerun(job)}")
+    last_step = _recorded(summary, "metrics_last_step", "last_step")
+    if last_step is not None and last != int(last_step):
+        raise CorruptRun(f"{path} ends at step {last} but {summary_file} records its last step as {last_step} "
+                         f"(rows lost or added after the run); {_rerun(job)}")
+    if last is None or last < int(summary["steps_done"]):  # the last evaluation is logged at steps_done
+        raise CorruptRun(f"{path} ends at step {last} but {summary_file} says the run did "
+                         f"{summary['steps_done']} steps (rows lost); {_rerun(job)}")

@@ -10,9 +10,9 @@ config. It checks:
 - metric names: a claim's metric is a derived name, a result column the config produces
   (``columns.result_columns``) or a config column; a derived ``expr`` parses under ``safe_expr`` and names
   such columns; a plot's x / y / hue / ... are columns of its source frame;
-- ``a`` / ``b`` / ``where`` / ``a_minus`` / ``b_minus`` filters: keys are columns of the frame they filter;
-  with the whole grid known, a config key must vary across the grid (the runs table holds only those) and
-  each value must be one the grid takes.
+- ``a`` / ``b`` / ``where`` / ``a_minus`` / ``b_minus`` filters: keys are columns of the frame they filter
+  (config keys included: collect adds the ones the blocks name, ``referenced_columns``); with the whole
+  grid known, each value of a config key must be one some job takes.
 
 Values a command-line override restricts are not held against the grid (a smoke run of one seed is fine);
 a group override (``norm=bn``, ``setting=...``) disables the value checks, as it changes keys by the dozen,
@@ -135,6 +135,7 @@ class _Checker:
     def _hint(self, name, columns: set) -> str:
         """Close matches among ``columns``; the listing leaves out config keys the runs table lacks."""
         listed = {c for c in columns if c not in self.all_leaves or (self.grid_known and c in self.grid)}
+        # (config keys the grid does not vary are valid but left out of the listing: there are a hundred)
         return _suggest(name, listed, close_from=columns) + ("" if self.grid_known else " (or a config key)")
 
     def _unknown_keys(self, where: str, entry: dict, allowed: set) -> None:
@@ -162,14 +163,9 @@ class _Checker:
                                           "shared, precise@N, batch@n, or nan: rows of models without BN)")
                 continue
             if not self._is_column(key, columns if frame == "runs" else None, columns):
-                if key in self.fixed and not self._cli_touches(key):
-                    self.error(where, f"{label}: every job sets {key}={self.fixed[key]!r}, so the {frame} "
-                                      f"table has no such column; filter on a key the grid varies: "
-                                      f"{', '.join(sorted(self.grid))}")
-                elif key not in self.fixed:
-                    self.error(where, f"{label}: not a column of the {frame} table; {_suggest(key, columns)}")
+                self.error(where, f"{label}: not a column of the {frame} table; {self._hint(key, columns)}")
                 continue
-            if self.grid_checks and key in self.grid and key in self.values and not self._cli_touches(key):
+            if self.grid_checks and key in self.values and not self._cli_touches(key):
                 grid_values = self.values[key]
                 for v in values:
                     if canonical(v) not in grid_values:
@@ -179,7 +175,7 @@ class _Checker:
     # -------------------------------------------------------------------------------------------- blocks
     def derived(self) -> set[str]:
         """Check the derived block; returns the runs-table columns it adds."""
-        base = self.grid | self.results
+        base = self.all_leaves | self.results
         added: set[str] = set()
         entries = list(self._entries("derived", "name"))
         for where, d in entries:  # the per-run kinds first: expressions may name any of them
@@ -286,12 +282,28 @@ class _Checker:
 
     def run(self) -> list[str]:
         added = self.derived()
-        runs_columns = self.grid | self.results | added
+        # config leaves the grid does not vary are columns too: collect adds those the blocks name
+        runs_columns = self.all_leaves | self.results | added
         metric_columns = runs_columns
-        metrics_columns = self.grid | set(METRICS_COLUMNS)
+        metrics_columns = self.all_leaves | set(METRICS_COLUMNS)
         self.claims(runs_columns, metric_columns)
         self.plots(runs_columns, metrics_columns)
         return self.errors
+
+
+def referenced_columns(spec: dict) -> set[str]:
+    """The columns an experiment's claims and plots name (filter keys, plot axes): collect keeps these in
+    its frames even where every job has the same value, so a narrowed sweep (``norm=gn``) stays analysable."""
+    names: set[str] = set()
+    for claim in spec.get("claims") or []:
+        for field in FILTERS:
+            names.update((claim.get(field) or {}).keys())
+    for plot in spec.get("plots") or []:
+        names.update((plot.get("where") or {}).keys())
+        for field in PLOT_COLUMN_KEYS:
+            value = plot.get(field)
+            names.update(value if isinstance(value, list) else [value] if value else [])
+    return {str(n) for n in names}
 
 
 def _containers(configs) -> list[dict]:
