@@ -234,3 +234,16 @@ def result_config(cfg: DictConfig) -> dict:
         else:
             data.pop(node, None)
     return data
+
+
+def differing_keys(old, new, prefix=""):
+    """Keys whose values differ. A key only the new config has is a schema addition whose default keeps the
+    old behaviour (the rule for adding options), so runs made before it was added stay valid."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in old:
+            if k in new:
+                yield from differing_keys(old[k], new[k], f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}"
+    elif old != new:
+        yield prefix.rstrip(".")

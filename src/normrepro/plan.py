@@ -15,7 +15,9 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, open_dict
 
+from normrepro.analysis.spec_check import check_experiment, check_overrides
 from normrepro.config import CONFIG_DIR, register_configs
+from normrepro.errors import ConfigError
 
 
 @dataclass
@@ -35,9 +37,15 @@ def _split_cli(cli: list[str]) -> tuple[list[str], list[str]]:
     return hydra_own, [o for o in cli if o not in hydra_own]
 
 
-def plan_jobs(experiment: str, scale: str = "cpu", cli: list[str] | None = None) -> list[Job]:
+def plan_jobs(experiment: str, scale: str = "cpu", cli: list[str] | None = None, check: bool = True) -> list[Job]:
+    """The experiment's jobs; with ``check`` its derived / claims / plots blocks are checked against them
+    first (spec_check), so a typo fails before any job trains."""
     register_configs()
     _, task_cli = _split_cli(list(cli or []))
+    if not (Path(CONFIG_DIR) / "experiment" / f"{experiment}.yaml").is_file():
+        known = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+        raise ConfigError(f"unknown experiment {experiment!r}: no configs/experiment/{experiment}.yaml; "
+                          f"valid: {', '.join(known)}")
     base = [f"experiment={experiment}", f"scale={scale}"]
     parser = OverridesParser.create()
     with initialize_config_dir(config_dir=str(Path(CONFIG_DIR).resolve()), version_base="1.3"):
@@ -53,6 +61,12 @@ def plan_jobs(experiment: str, scale: str = "cpu", cli: list[str] | None = None)
             with open_dict(cfg):
                 del cfg["hydra"]
             jobs.append(Job(list(overrides), run_dir, cfg))
+    if not jobs:
+        raise ConfigError(f"experiment {experiment}: the sweep ({' '.join(sweep)}) expands to no jobs; give every "
+                          "swept key at least one value")
+    if check:
+        check_overrides([j.cfg for j in jobs], task_cli)
+        check_experiment([j.cfg for j in jobs], task_cli)
     return jobs
 
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from normrepro import conditions as run_conditions
 from normrepro import runlock
+from normrepro.config import differing_keys as _diff_keys
 from normrepro.config import result_config
 from normrepro.errors import CheckpointDamaged, ConditionsChanged, RunDirConflict
 from normrepro.store import count_rows, truncate_after
@@ -163,14 +164,3 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[:160]}"
 
 
-def _diff_keys(old, new, prefix=""):
-    """Keys whose values differ. A key only the new config has is a schema addition whose default keeps the
-    old behaviour (the rule for adding options), so runs made before it was added stay valid."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in old:
-            if k in new:
-                yield from _diff_keys(old[k], new[k], f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}"
-    elif old != new:
-        yield prefix.rstrip(".")

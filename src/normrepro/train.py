@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from normrepro import conditions, distributed
+from normrepro.analysis.spec_check import check_job_config
 from normrepro.config import CONFIG_DIR, register_configs
 from normrepro.config_check import validate_config
 from normrepro.data import DatasetNotFound
@@ -46,6 +47,7 @@ def run(cfg: DictConfig, run_dir: Path, label: str = "run") -> dict:
     (``distributed.py``); this call then launches them with torchrun, or is one of them when already inside
     their process group (whose launcher holds the lock)."""
     validate_config(cfg)  # before touching the run directory or the data
+    check_job_config(cfg)  # the experiment's derived / claims / plots blocks, before any data is loaded
     if distributed.current() is not None:
         return _train(cfg, Path(run_dir), label)
     return guarded(Path(run_dir), label, lambda: _train(cfg, Path(run_dir), label))

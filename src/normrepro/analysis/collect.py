@@ -3,18 +3,24 @@
 ``runs``: one row per finished job, with every config leaf that varies across the grid as a column
 (``norm.kind``, ``seed``, ...), the summary (status, wall time, throughput) and the derived metrics.
 ``metrics``: every metrics row of every job, with the same grid columns attached.
+
+Only whole, current runs are collected (``run_check``): a finished run whose files are damaged or whose
+stored config differs from the planned one stops the collection with a one-line error naming it; a job with
+metrics (or a ``FAILED`` marker) but no ``DONE`` is reported as unfinished and left out.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
+from omegaconf import OmegaConf
 
+from normrepro.analysis.columns import SUMMARY_KEYS, flatten, summary_column
+from normrepro.analysis.run_check import check_not_stale, job_state, read_run
+from normrepro.analysis.spec_check import referenced_columns
 from normrepro.config import result_config
 from normrepro.plan import Job
-from normrepro.store import read_metrics
 
 
 @dataclass
@@ -24,53 +30,53 @@ class Collected:
     grid_columns: list[str]  # config leaves that differ between jobs (seed included)
     jobs_total: int
     fixed: dict  # config leaves shared by every job
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value if not isinstance(value, list) else str(value)
-    return out
+    unfinished: list = field(default_factory=list)  # run dirs with metrics or FAILED but no DONE (left out)
 
 
 def collect(jobs: list[Job]) -> Collected:
     planned = [flatten(result_config(j.cfg)) for j in jobs]  # every job's config leaves, done or not
+    states = [job_state(job) for job in jobs]
+    check_not_stale(jobs, states)
     configs, summaries, frames = [], [], []
-    for job, leaves in zip(jobs, planned):
-        if not job.done:
+    for job, leaves, state in zip(jobs, planned, states):
+        if state.state != "done":
             continue
-        summary = json.loads((job.run_dir / "summary.json").read_text())
+        summary, frame = read_run(job)
         configs.append(leaves)
         summaries.append(summary)
-        frame = read_metrics(job.run_dir / "metrics.jsonl")
         frame["run"] = job.run_dir.name
         frames.append(frame)
-    print(f"jobs_done={len(configs)}/{len(jobs)}")
+    unfinished = [s.run_dir for s in states if s.state in ("unfinished", "failed")]
+    failed = sum(s.state == "failed" for s in states)
+    print(f"jobs_done={len(configs)}/{len(jobs)}" + (
+        f" ({len(unfinished)} unfinished{f', {failed} of them FAILED' if failed else ''}, left out: "
+        f"no DONE in {unfinished[0]}{f' and {len(unfinished) - 1} more' if len(unfinished) > 1 else ''}; "
+        f"resume with `make reproduce-{jobs[0].cfg.experiment_id}`)" if unfinished else ""))
     all_leaves = planned[0] if planned else {}
     grid = [k for k in all_leaves if len({str(p.get(k)) for p in planned}) > 1]
     if "seed" not in grid:
         grid.append("seed")
     fixed = {k: v for k, v in all_leaves.items() if k not in grid}
+    # config keys the experiment's claims and plots name stay columns even where the sweep fixes them
+    spec = {k: jobs[0].cfg.get(k) for k in ("claims", "plots")} if jobs else {}
+    kept = grid + sorted(referenced_columns(OmegaConf.to_container(OmegaConf.create(spec), resolve=True))
+                         & set(fixed))
     rows = []
     for job_leaves, summary, frame in zip(configs, summaries, frames):
-        row = {k: job_leaves.get(k) for k in grid}
+        row = {k: job_leaves.get(k) for k in kept}
         row["run"] = frame["run"].iat[0] if len(frame) else None
         row["diverged"] = float(summary.get("status") == "diverged")
-        for key in ("status", "steps_done", "diverged_at", "wall_time_s", "train_time_s", "samples_per_s",
-                    "params", "git_sha", "device", "threads"):
+        for key in SUMMARY_KEYS:
             row[key] = summary.get(key)
         for kind in ("final", "best"):
             for name, value in (summary.get(kind) or {}).items():
-                row[f"{kind}_{name.replace('/', '_')}"] = value
+                row[summary_column(kind, name)] = value
         rows.append(row)
     runs = pd.DataFrame(rows)
     metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(runs):
-        metrics = metrics.merge(runs[grid + ["run"]], on="run", how="left")
-    return Collected(runs, metrics, grid, len(jobs), fixed)
+        metrics = metrics.merge(runs[kept + ["run"]], on="run", how="left")
+    return Collected(runs, metrics, grid, len(jobs), fixed, unfinished)
 
 
 def load_frames(out_dir) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -7,8 +7,8 @@ Each spec selects rows (``split``, ``metric`` (a name or a list) and optionally 
 - ``range``: max - min over steps (from ``from_step``), per unit, then averaged over units (drift);
 - ``steps_to``: the first step whose value reaches ``threshold`` (``below: true`` for <=); a run that never
   reaches it gets the step budget, a lower bound, and ``<name>_reached`` = False;
-- ``expr``: a pandas expression over the runs frame's columns (``final_train_eval_acc - final_test_acc``),
-  evaluated after the other kinds.
+- ``expr``: a formula over the runs frame's columns (``final_train_eval_acc - final_test_acc``), evaluated
+  after the other kinds by ``safe_expr`` (a whitelist: experiment files are data and never run code).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from normrepro.analysis.frames import select
+from normrepro.analysis.safe_expr import Expression
 
 KINDS = ("final", "at_step", "mean", "max", "min", "range", "steps_to", "expr")
 
@@ -70,5 +71,5 @@ def add_derived(runs: pd.DataFrame, metrics: pd.DataFrame, specs: list[dict], bu
     for spec in specs:
         if spec["kind"] == "expr":
             # backticks let the expression name dotted columns (`norm.kind`)
-            out[spec["name"]] = out.eval(spec["expr"], engine="python")
+            out[spec["name"]] = Expression(spec["expr"], f"derived {spec['name']!r}").evaluate(out)
     return out

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-
-def _canonical(value) -> str:
-    """Compare by value, not by dtype: 3, 3.0 and "3" are the same grid value (CSV and NaN-holding columns
-    turn integers into floats)."""
-    if isinstance(value, bool):
-        return str(value)
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return str(int(f)) if f.is_integer() else repr(f)
+from normrepro.analysis.columns import canonical as _canonical
 
 
 def select(frame: pd.DataFrame, where: dict | None) -> pd.DataFrame:

@@ -18,8 +18,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from normrepro.analysis.frames import select  # noqa: E402
+from normrepro.analysis.spec_check import PLOT_KINDS as KINDS  # noqa: E402  (one vocabulary)
 
-KINDS = ("line", "point", "bar", "box", "heatmap")
 STYLE = {"style": "whitegrid", "context": "paper", "font_scale": 1.1}
 
 

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 from normrepro.analysis.collect import Collected, flatten, load_frames
+from normrepro.config import result_config
 from normrepro.errors import UserError
 from normrepro.plan import Job
-from normrepro.rundir import result_config
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -46,3 +46,19 @@ class CorruptDataset(DatasetNotFound):
                 "and retry, or fetch a fresh copy with `make data`"
             ),
         )
+
+
+class UnsafePickle(CorruptDataset):
+    """A pickled data file that asks to load something its format never needs (e.g. ``os.system``)."""
+
+    def __init__(self, path: str | Path, global_name: str) -> None:
+        self.dataset = "data file"
+        self.path = str(path)
+        self.reason = f"refused to unpickle {global_name}"
+        RuntimeError.__init__(
+            self,
+            _one_line(
+                f"unsafe pickle {self.path}: it asks for {global_name}, which a CIFAR-10 batch never contains "
+                "(nothing was run); delete it and fetch a fresh copy with `make data`"
+            ),
+        )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import pickle
 import struct
 import zlib
 from pathlib import Path
@@ -22,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import CorruptDataset, DatasetNotFound
+from .errors import CorruptDataset, DatasetNotFound, UnsafePickle
+from .safe_pickle import load_restricted
 
 NAMES = ("mnist", "cifar10", "digits")
 
@@ -157,9 +157,10 @@ def cifar10_files(root: str | Path) -> list[str]:
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch: dict with b'data' [N,3072] uint8 (R, G, B planes of 32x32) and b'labels'."""
     try:
-        with path.open("rb") as f:
-            batch = pickle.load(f, encoding="bytes")  # the official batches are Python-2 pickles
+        batch = load_restricted(path)  # admits only what the format needs: a file cannot run code
         data, labels = batch[b"data"], batch[b"labels"]
+    except UnsafePickle:
+        raise
     except Exception as err:  # unpickling garbage can raise almost anything
         raise CorruptDataset(path, f"not a CIFAR-10 batch ({type(err).__name__}: {err})") from err
     data = np.asarray(data, dtype=np.uint8)
