@@ -129,3 +129,20 @@ def test_malformed_health_blocks_are_one_line_errors(health, message):
     with pytest.raises(HealthSpecError) as err:
         evaluate_claims(runs_frame(), [CLAIM], None, health)
     assert isinstance(err.value, UserError) and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_failure_is_outcome_exempts_only_the_named_arm():
+    """"Without BN the high rate fails": the no-BN arm's stalled loss is the result, not a broken setup."""
+    runs = runs_frame(none_acc=0.1)
+    none_runs = set(runs.loc[runs["norm.kind"] == "none", "run"])
+    claim = {**CLAIM, "failure_is_outcome": ["b"]}
+    assert verdict(runs, [claim], metrics_frame(runs, rising=none_runs)).verdict == "reproduced"
+    # the arm that must train is still checked: a setup where nothing trains stays not testable
+    everything = set(runs["run"])
+    v = verdict(runs, [claim], metrics_frame(runs, rising=everything))
+    assert v.verdict == "not testable here" and v.reason.startswith("arm a (norm.kind=bn): training loss did not")
+    # a declared bound still applies to the exempt arm
+    bound = [{"where": {"norm.kind": "none"}, "metric": "final_test_acc", "min": 0.2, "text": "above chance"}]
+    assert verdict(runs, [claim], metrics_frame(runs), bound).verdict == "not testable here"
+    with pytest.raises(HealthSpecError, match="failure_is_outcome must list arm names"):
+        verdict(runs, [{**CLAIM, "failure_is_outcome": ["c"]}])

@@ -35,6 +35,7 @@ from normrepro.analysis.health import (
     Arm,
     about_divergence,
     arm_failures,
+    failure_is_outcome,
     required_reached,
     training_loss_ends,
     validate_health,
@@ -148,7 +149,8 @@ def evaluate_claim(runs: pd.DataFrame, claim: dict, health: list[dict] | None = 
     """One claim's verdict. ``health``: the experiment's validated ``health:`` list; ``loss_ends``: each run's
     first and last training loss (``training_loss_ends(metrics)``; None skips that check)."""
     _validate(claim)
-    about_divergence(claim)  # validates the two health keys up front, whatever the arms hold
+    about_divergence(claim)  # validates the health keys up front, whatever the arms hold
+    failure_is_outcome(claim)
     required_reached(claim, runs.columns)
     cid, expect = claim["id"], claim["expect"]
     base = runs[runs["status"] == "done"] if claim.get("exclude_diverged", False) else runs

@@ -10,6 +10,10 @@ Checks that need no declaration (every claim):
 - **training loss did not fall**: a run's last logged training loss (metrics rows ``split: train``,
   ``metric: loss``) is not below its first (a diverged run of a divergence claim is exempt, and so is a run
   that logged one training step only: a measurement at init has no end to compare).
+A claim whose outcome *is* whether an arm trains (e.g. "without BN, x30 the rate fails") names that arm in
+``failure_is_outcome: [b]`` (arm names ``a``, ``b``, ``a_minus``, ``b_minus``): neither default check
+applies to it, so its failure counts as the measured result; the other arms are still checked, so a setup
+in which nothing trains stays not testable.
 
 Declared checks:
 - the experiment's top-level ``health:`` list; each entry ``{where: {...}, metric: <runs column>, min: x,
@@ -113,6 +117,18 @@ def about_divergence(claim: dict) -> bool:
     return bool(value) or bool(metrics & set(DIVERGENCE_METRICS))
 
 
+ARM_NAMES = ("a", "b", "a_minus", "b_minus")
+
+
+def failure_is_outcome(claim: dict) -> set[str]:
+    """The arms (``failure_is_outcome: [...]``) whose divergence or stalled loss is the claim's result."""
+    names = claim.get("failure_is_outcome") or []
+    if not isinstance(names, list) or not set(names) <= set(ARM_NAMES):
+        raise HealthSpecError(f"claim {claim.get('id')}: failure_is_outcome must list arm names out of "
+                              f"{', '.join(ARM_NAMES)}, got {names!r}")
+    return set(names)
+
+
 def required_reached(claim: dict, columns) -> list[str]:
     """The ``<name>_reached`` columns a claim's ``requires_reached`` names (validated)."""
     names = claim.get("requires_reached")
@@ -151,6 +167,8 @@ def arm_failures(arm: Arm, claim: dict, health: list[dict], loss_ends: pd.DataFr
     runs, reasons = arm.runs, []
     if runs.empty:
         return reasons
+    if arm.name in failure_is_outcome(claim):
+        return _declared_failures(arm, claim, health)
     divergence_claim = about_divergence(claim)
     diverged = runs["status"].astype(str) == "diverged" if "status" in runs else pd.Series(False, index=runs.index)
     if diverged.any() and not divergence_claim:
@@ -166,6 +184,12 @@ def arm_failures(arm: Arm, claim: dict, health: list[dict], loss_ends: pd.DataFr
                                for r, s in list(stuck.iterrows())[:SHOWN_RUNS])
             reasons.append(f"{arm.label}: training loss did not fall in {len(stuck)} of {len(ends)} runs "
                            f"(first -> last: {values}{'; ...' if len(stuck) > SHOWN_RUNS else ''})")
+    return reasons + _declared_failures(arm, claim, health)
+
+
+def _declared_failures(arm: Arm, claim: dict, health: list[dict]) -> list[str]:
+    """The budget criterion and the experiment's declared ``health:`` bounds, for one arm."""
+    runs, reasons = arm.runs, []
     for column in required_reached(claim, runs.columns):
         missed = ~runs[column].map(_truthy)
         if missed.any():
