@@ -171,3 +171,10 @@ def smoke_grid_size(exp: str) -> int:
         if key != "seed":
             size *= len(str(value).split(","))
     return size
+
+
+def evaluated(run_dir: Path, kind: str = "final") -> dict:
+    """A run's final (or best) evaluations ``{"test/acc": ...}``, derived from its rows like the analysis."""
+    from normrepro.analysis.results import evaluated as from_rows
+
+    return from_rows(run_dir)[kind]

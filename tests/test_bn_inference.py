@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import evaluated
 from normrepro.config_check import validate_config
 from normrepro.errors import ConfigError
 from normrepro.norms import make_norm
@@ -141,8 +142,8 @@ def test_run_reports_every_test_time_statistic(engine_env):
                          "norm.momentum_slow=0.01", "train.batch_size=16", "train.eval_batch_stats=true",
                          "train.bn_eval_precise=[64,128]", "train.bn_eval_test_batches=[1,8]",
                          "data.eval_limit=32", "probes.enabled=false", data="cifar10")
-    summary = run(cfg, engine_env.tmp / "run", "bn_inference")
-    final = summary["final"]
+    run(cfg, engine_env.tmp / "run", "bn_inference")
+    final = evaluated(engine_env.tmp / "run")
     for suffix in ("", "_batchstats", "_emaslow", "_precise64", "_precise128", "_batch1", "_batch8"):
         assert 0.0 <= final[f"test/acc{suffix}"] <= 1.0
     frame = read_metrics(engine_env.tmp / "run" / "metrics.jsonl")

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from helpers import comparable, read_rows
+from helpers import comparable, evaluated, read_rows
 from normrepro.errors import ConfigError
 from normrepro.store import read_metrics
 from normrepro.train import run
@@ -24,7 +24,8 @@ def test_run_writes_the_documented_files_and_rows(engine_env):
     assert sorted(p.name for p in run_dir.iterdir()) == ["DONE", "metrics.jsonl", "run_config.yaml",
                                                          "summary.json"]  # no checkpoint left
     assert (run_dir / "DONE").read_text() == "done\n"
-    assert json.loads((run_dir / "summary.json").read_text())["final"] == summary["final"]
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    assert "final" not in summary and "best" not in summary  # run facts only: results are the rows
     assert summary["status"] == "done" and summary["diverged_at"] is None and summary["steps_done"] == 12
     assert summary["params"] == 784 * 100 + 100 * 100 * 2 + 3 * 100 + 100 * 10 + 10 + 3 * 200  # + BN affine
     assert summary["samples_per_s"] > 0 and summary["threads"] == 1 and summary["device"] == "cpu"
@@ -39,9 +40,9 @@ def test_run_writes_the_documented_files_and_rows(engine_env):
     assert list(train_loss["step"]) == [3, 6, 9, 12]  # every log_every
     lr = frame[(frame["split"] == "train") & (frame["metric"] == "lr")]["value"]
     assert (lr == 0.1).all()
-    # summary.final holds the values of the last evaluation
+    # the final evaluations, derived from the rows, are those of the last evaluation
     last = frame[frame["step"] == 12]
-    for key, value in summary["final"].items():
+    for key, value in evaluated(run_dir).items():
         split, metric = key.split("/")
         assert value == pytest.approx(last[(last["split"] == split) & (last["metric"] == metric)]["value"].item())
     # per-layer gradient norms plus the total ("no layer")
@@ -63,9 +64,10 @@ def test_training_learns_the_fake_task(engine_env):
     summary = run(engine_env.cfg("norm=bn", "train.steps=30", "train.eval_every=30", "train.ckpt_every=0",
                                  "probes.enabled=false"), engine_env.tmp / "run", "learn")
     rows = read_rows(engine_env.tmp / "run")
-    first, last = _values(rows, split="val", metric="loss")[0], summary["final"]["val/loss"]
-    assert last < first
-    assert summary["final"]["val/acc"] > 0.5  # 10 classes: chance is 0.1
+    final = evaluated(engine_env.tmp / "run")
+    first, last = _values(rows, split="val", metric="loss")[0], final["val/loss"]
+    assert last < first and summary["status"] == "done"
+    assert final["val/acc"] > 0.5  # 10 classes: chance is 0.1
 
 
 def test_same_seed_same_metrics_different_seed_different(engine_env):
@@ -129,20 +131,20 @@ def test_cnn_on_cifar_pngs_with_augmentation(engine_env):
 
 
 def test_step_schedule_and_train_eval_split(engine_env):
-    summary = run(engine_env.cfg("optim.schedule.kind=step", "optim.schedule.milestones=[0.5]",
+    run(engine_env.cfg("optim.schedule.kind=step", "optim.schedule.milestones=[0.5]",
                                  "optim.schedule.gamma=0.1", "train.eval_train_examples=32",
                                  "probes.enabled=false"), engine_env.tmp / "run", "sched")
     rows = read_rows(engine_env.tmp / "run")
     lrs = dict(zip([r["step"] for r in rows if r["metric"] == "lr"], _values(rows, metric="lr")))
     assert lrs[3] == pytest.approx(0.1) and lrs[12] == pytest.approx(0.01)
-    assert _values(rows, split="train_eval", metric="acc", step=12) == [summary["final"]["train_eval/acc"]]
+    assert _values(rows, split="train_eval", metric="acc", step=12) == [evaluated(engine_env.tmp / "run")["train_eval/acc"]]
 
 
 def test_batch_stats_evaluation_on_a_split_smaller_than_a_batch(engine_env):
     cfg = engine_env.cfg("norm=bn", "train.eval_batch_stats=true", "train.batch_size=100", "data.eval_limit=64",
                          "probes.enabled=false")
     try:
-        summary = run(cfg, engine_env.tmp / "run", "batchstats")
+        run(cfg, engine_env.tmp / "run", "batchstats")
     except ConfigError:  # refusing the combination up front would be fine too
         return
-    assert math.isfinite(summary["final"]["val/acc_batchstats"])
+    assert math.isfinite(evaluated(engine_env.tmp / "run")["val/acc_batchstats"])

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import ALL_EXPERIMENTS, EXPERIMENT_FILES, REPO, compose_cfg
+from helpers import ALL_EXPERIMENTS, EXPERIMENT_FILES, REPO, compose_cfg, evaluated
 from normrepro.analysis.collect import collect
 from normrepro.analysis.columns import evaluation_keys, result_columns
 from normrepro.analysis.derive import add_derived
@@ -383,6 +383,9 @@ def _mutated(specs, block, index, change):
     ("plots", 0, lambda p: p.update(where={"split": "test", "metric": "accuracy"}), "unknown metric 'accuracy'"),
     ("plots", 0, lambda p: p.update(capton="x"), "unknown field 'capton'; did you mean caption "),
     ("plots", 0, lambda p: p.pop("x"), "needs 'x'"),
+    ("deviations", 0, lambda d: d.pop("effect"), "deviations 'input scaling': a deviation has exactly the keys "
+                                                 "effect, here, paper, what; missing effect"),
+    ("deviations", 1, lambda d: d.update(why="x"), "unknown why"),
 ])
 def test_a_typo_in_any_block_is_one_line_naming_entry_and_choices(bn_mnist_specs, block, index, change, expected):
     check_experiment(bn_mnist_specs)  # unchanged: passes
@@ -444,14 +447,14 @@ def test_an_empty_grid_and_an_unknown_experiment_are_one_line(engine_env):
 
 
 def test_result_columns_name_what_a_run_really_records(engine_env):
-    """columns.result_columns (what the checker accepts) = the keys the trainer's summary holds."""
+    """columns.result_columns (what the checker accepts) = the keys a run's evaluation rows give."""
     from normrepro.train import run
 
     cfg = engine_env.cfg("train.eval_batch_stats=true", "norm.momentum_slow=0.01", "train.bn_eval_precise=[64]",
                          "train.bn_eval_test_batches=[8]", "train.eval_train_examples=32", "probes.enabled=false")
-    summary = run(cfg, engine_env.tmp / "job")
+    run(cfg, engine_env.tmp / "job")
     container = OmegaConf.to_container(cfg, resolve=True)
-    assert sorted(summary["final"]) == sorted(evaluation_keys(container))
+    assert sorted(evaluated(engine_env.tmp / "job")) == sorted(evaluation_keys(container))
     assert {"final_test_acc_precise64", "best_train_eval_loss_batchstats", "final_test_loss_batch8",
             "final_test_acc_emaslow"} <= set(result_columns(container))
 

@@ -133,3 +133,22 @@ def test_row_order_does_not_matter(golden):
     changed = copy.deepcopy(golden)
     changed["rows"].reverse()
     assert first_difference(golden, changed) is None
+
+
+def test_on_another_cpu_only_the_first_steps_are_compared_by_value(golden):
+    """Blessed elsewhere: late values may drift (float rounding amplified), structure and step <= 1 may not."""
+    from golden_cases import PORTABLE_LAST_STEP
+
+    elsewhere = {**copy.deepcopy(golden), "cpu": "another CPU"}
+    late = next(r for r in elsewhere["rows"] if r["step"] > PORTABLE_LAST_STEP and isinstance(r["value"], float))
+    late["value"] *= 1.05
+    elsewhere["final"] = {k: v * 1.05 if isinstance(v, float) else v for k, v in elsewhere["final"].items()}
+    assert first_difference(elsewhere, copy.deepcopy(golden)) is None
+    early = next(r for r in elsewhere["rows"] if r["step"] <= PORTABLE_LAST_STEP and isinstance(r["value"], float)
+                 and abs(r["value"]) > 1e-3)
+    early["value"] *= 1.01
+    assert "differs in value" in first_difference(elsewhere, copy.deepcopy(golden))
+    dropped = {**copy.deepcopy(golden), "cpu": "another CPU"}
+    dropped["rows"].pop()
+    assert "is missing" in first_difference(dropped, copy.deepcopy(golden))
+    assert "blessed on CPU 'another CPU'" in failure_message("c", elsewhere, "x")

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+from helpers import evaluated
 from normrepro.config import ModelConfig, NormConfig
 from normrepro.data import load_char_splits
 from normrepro.errors import ConfigError
@@ -98,7 +99,7 @@ def test_rnn_run_writes_all_bn_modes_and_the_gradient_probe(engine_env):
                          "model.pixels_per_step=112")
     summary = run(cfg, engine_env.tmp / "run", "rnn")
     assert summary["status"] == "done"
-    assert {"test/acc", "test/acc_batchstats", "test/acc_sharedstats"} <= set(summary["final"])
+    assert {"test/acc", "test/acc_batchstats", "test/acc_sharedstats"} <= set(evaluated(engine_env.tmp / "run"))
     frame = read_metrics(engine_env.tmp / "run" / "metrics.jsonl")
     test_acc = frame[(frame["split"] == "test") & (frame["metric"] == "acc")]
     assert set(test_acc["bn_mode"]) == {"population", "shared", "batch"}
@@ -108,8 +109,8 @@ def test_rnn_run_writes_all_bn_modes_and_the_gradient_probe(engine_env):
 
 def test_char_run_reports_bits_per_character(engine_env):
     cfg = engine_env.cfg("setting=rnn_ptb", "model.cell=lstm", "model.hidden=16", "data.seq_len=20", data=None)
-    summary = run(cfg, engine_env.tmp / "run", "ptb")
-    final = summary["final"]
+    run(cfg, engine_env.tmp / "run", "ptb")
+    final = evaluated(engine_env.tmp / "run")
     assert final["val/bpc"] == pytest.approx(final["val/loss"] / math.log(2))
     vocab = load_char_splits(str(engine_env.data), 20).num_classes
     assert final["test/bpc"] < math.log2(vocab)  # better than guessing uniformly

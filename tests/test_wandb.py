@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from helpers import read_rows, read_wandb_records
+from helpers import evaluated, read_rows, read_wandb_records
 from normrepro.train import run
 
 pytest.importorskip("wandb")
@@ -58,7 +58,7 @@ def test_wandb_offline_mirror(engine_env):
     rows = read_rows(run_dir)
     last = {(r["split"], r["metric"], r.get("layer"), r.get("unit")): r["value"] for r in rows if r["step"] == 12}
     final = history[-1]
-    assert final["test/acc/population"] == last[("test", "acc", None, None)] == summary["final"]["test/acc"]
+    assert final["test/acc/population"] == last[("test", "acc", None, None)] == evaluated(run_dir)["test/acc"]
     assert final["train/loss"] == last[("train", "loss", None, None)]
     assert final["probe/preact_p50/3/u1"] == last[("probe", "preact_p50", "3", 1)]
     assert final["train/grad_norm/head"] == last[("train", "grad_norm", "head", None)]
@@ -69,4 +69,4 @@ def test_wandb_offline_mirror(engine_env):
     for r in records:
         if r.WhichOneof("record_type") == "summary":
             summaries.update({i.key: json.loads(i.value_json) for i in r.summary.update if i.key})
-    assert summaries["status"] == "done" and summaries["val/acc"] == summary["final"]["val/acc"]
+    assert summaries["status"] == "done" and summaries["val/acc"] == evaluated(run_dir)["val/acc"]

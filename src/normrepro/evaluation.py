@@ -1,8 +1,9 @@
 """Evaluation of a model on fixed splits: loss, accuracy (and bits per character for language models), one
 metrics row per (split, metric) under the BN statistics mode the caller has switched on (``norms/modes.py``).
 
-The evaluator keeps the last and the best value of every ``<split>/<metric><suffix>`` (the run's summary)
-and notices a non-finite evaluation loss, which makes the run diverged at that step: a network whose
+The evaluator keeps the last and the best value of every ``<split>/<metric><suffix>``
+(``store.evaluation_key``) for the progress line, the sweep's objective and the wandb summary; the analysis
+derives the same from the rows (``analysis/results.py``), which are the record. It also notices a non-finite evaluation loss, which makes the run diverged at that step: a network whose
 evaluation is NaN has not trained, whatever its training loss says.
 """
 
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from normrepro.norms import BATCH_NORM_TYPES
+from normrepro.store import evaluation_key
 
 
 class Evaluator:
@@ -29,10 +31,10 @@ class Evaluator:
 
     def population(self, step: int) -> None:
         """Every split in eval mode: BN with its running averages, the network as it would be deployed."""
-        self.evaluate(step, "population" if self.has_bn else None, self.eval_batch_size, "")
+        self.evaluate(step, "population" if self.has_bn else None, self.eval_batch_size)
 
     @torch.no_grad()
-    def evaluate(self, step: int, bn_mode: str | None, batch_size: int, suffix: str, shuffle: bool = False,
+    def evaluate(self, step: int, bn_mode: str | None, batch_size: int, shuffle: bool = False,
                  splits: dict | None = None) -> None:
         for split_name, split in (splits or self.splits).items():
             x_all, y_all = split.x, split.y
@@ -51,11 +53,11 @@ class Evaluator:
             if y_all.dim() > 1:  # language modelling: bits per character
                 results.append(("bpc", loss_sum / n_targets / math.log(2)))
             for metric, value in results:
-                self._record(step, split_name, metric, value, bn_mode, suffix)
+                self._record(step, split_name, metric, value, bn_mode)
 
-    def _record(self, step: int, split: str, metric: str, value: float, bn_mode, suffix: str) -> None:
+    def _record(self, step: int, split: str, metric: str, value: float, bn_mode) -> None:
         self.write(step, split, metric, value, bn_mode=bn_mode)
-        key = f"{split}/{metric}{suffix}"
+        key = evaluation_key(split, metric, bn_mode)
         self.last[key] = value
         better = max if metric == "acc" else min  # loss, bpc: lower is better
         self.best[key] = better(self.best.get(key, value), value)

@@ -98,7 +98,8 @@ def build_job(cfg, splits, writer: MetricsWriter, rd, label: str, ctx, threads: 
 
 
 def summarize(cfg, job: Job, outcome: dict, label: str) -> dict:
-    """``summary.json``: the outcome, times, throughput, size, and the last and best evaluations."""
+    """``summary.json``: the run's facts (outcome, times, throughput, size, versions, device, threads). Its
+    results are the metrics rows; the analysis derives final and best values from them (analysis/results.py)."""
     t, done = job.trainer, outcome["status"] == "done"
     return {
         **outcome,
@@ -109,6 +110,5 @@ def summarize(cfg, job: Job, outcome: dict, label: str) -> dict:
         "samples_per_s": round(cfg.train.steps * cfg.train.batch_size / max(t.train_time, 1e-9), 1) if done else None,
         "params": sum(p.numel() for p in job.model.parameters()),
         "processes": job.world,
-        "final": job.evaluator.last, "best": job.evaluator.best,
         **environment(job.device, job.threads),
     }

@@ -60,6 +60,21 @@ OPTIONAL = ("layer", "unit", "bn_mode")
 # statistics pooled over time steps (shared).
 BN_MODES = ("batch", "population", "precise", "ema_slow", "shared")
 SIZED_BN_MODES = ("precise", "batch")  # may carry "@<examples>"
+# an evaluation's key is <split>/<metric><suffix>; the suffix names the BN statistics mode it used
+MODE_SUFFIXES = {"population": "", "shared": "_sharedstats", "batch": "_batchstats", "ema_slow": "_emaslow",
+                 "precise@": "_precise", "batch@": "_batch"}
+
+
+def evaluation_key(split: str, metric: str, bn_mode=None) -> str:
+    """``("test", "acc", "precise@1000")`` -> ``"test/acc_precise1000"``; no mode (no BN, or NaN in a frame)
+    and ``population`` (BN's running averages, as deployed) add no suffix."""
+    if bn_mode is None or (isinstance(bn_mode, float) and bn_mode != bn_mode):
+        return f"{split}/{metric}"
+    base, at, size = str(bn_mode).partition("@")
+    suffix = MODE_SUFFIXES.get(base + at)
+    if suffix is None or not _valid_bn_mode(bn_mode):
+        raise SchemaError(f"unknown bn_mode {bn_mode!r}; valid: {', '.join(BN_MODES)}")
+    return f"{split}/{metric}{suffix}{size}"
 
 
 class SchemaError(ValueError):

@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from normrepro import conditions, distributed
+from normrepro.analysis.results import evaluated
 from normrepro.analysis.spec_check import check_job_config
 from normrepro.config import CONFIG_DIR, register_configs
 from normrepro.config_check import validate_config
@@ -92,13 +93,13 @@ def _train(cfg: DictConfig, run_dir: Path, label: str) -> dict:
     try:
         summary = summarize(cfg, job, job.trainer.fit(start), label)
         for mirror in writer.mirrors:
-            mirror.summary({"status": summary["status"], **summary["final"]})
+            mirror.summary({"status": summary["status"], **job.evaluator.last})
     finally:
         writer.close()
     if main_rank:
         rd.finish(summary)
         log.info("[%s] %s in %.1f s: %s", label, summary["status"], summary["wall_time_s"],
-                 ", ".join(f"{k} {v:.4f}" for k, v in summary["final"].items()))
+                 ", ".join(f"{k} {v:.4f}" for k, v in job.evaluator.last.items()))
     if ctx is not None:
         torch.distributed.barrier()  # the launcher reads the summary once every rank is done
     return summary
@@ -109,7 +110,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     label = f"{cfg.experiment_id}:{hc.job.override_dirname or 'default'}"
     try:
-        summary = run(cfg, Path(hc.runtime.output_dir), label)
+        run(cfg, Path(hc.runtime.output_dir), label)
     except RunBusy as err:  # another launcher is training this job: not a failure of this sweep
         if hc.mode != RunMode.MULTIRUN:
             sys.exit(f"error: {err}")  # the one job asked for did not run here
@@ -128,7 +129,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         log.exception("[%s] failed", label)
         mark_failed(Path(hc.runtime.output_dir), err)
         return None
-    return summary["final"].get("val/acc")
+    # the sweep's objective, from the rows like every result (a skipped or multi-process job has no evaluator here)
+    return evaluated(Path(hc.runtime.output_dir))["final"].get("val/acc")
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from normrepro.analysis.derive import add_derived
 from normrepro.analysis.plots import make_figure, save_figure
 from normrepro.analysis.rejudge import collected_from_results, current_git_sha
 from normrepro.analysis.report import write_index, write_report
+from normrepro.analysis.results import name_result_columns
 from normrepro.errors import UserError
 from normrepro.plan import plan_jobs
 
@@ -88,7 +89,8 @@ def _write_results(out_dir: Path, collected, spec: dict, exp_id: str, scale: str
         frame = runs if plot.get("source", "metrics") == "runs" else collected.metrics
         save_figure(make_figure(frame, plot), out_dir / "figures", plot["name"])
         figures.append((plot["name"], plot.get("caption", plot.get("title", ""))))
-    exp = {"id": exp_id, "description": spec.get("description", ""), "notes": spec.get("paper", {}).get("notes")}
+    exp = {"id": exp_id, "description": spec.get("description", ""), "notes": spec.get("paper", {}).get("notes"),
+           "deviations": spec.get("deviations")}
     write_report(out_dir, exp, collected, verdicts, figures, scale, command, rejudged_at)
     return verdicts
 
@@ -98,7 +100,7 @@ def analyse(exp_id: str, scale: str = "cpu", overrides: list[str] | None = None,
     """Write the experiment's results folder. ``from_results``: re-judge from a results folder's frames (True:
     the output folder itself) instead of collecting runs/."""
     jobs = plan_jobs(exp_id, scale, overrides)
-    spec = OmegaConf.to_container(jobs[0].cfg, resolve=True)
+    spec = name_result_columns(OmegaConf.to_container(jobs[0].cfg, resolve=True))
     root = Path(results_root or spec["paths"]["results"])
     out_dir = results_dir(root, exp_id, scale)
     command = f"make reproduce-{exp_id}" + (f" SCALE={scale}" if scale != "cpu" else "")

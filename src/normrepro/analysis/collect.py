@@ -1,7 +1,8 @@
 """Collect an experiment's runs into two pandas frames.
 
 ``runs``: one row per finished job, with every config leaf that varies across the grid as a column
-(``norm.kind``, ``seed``, ...), the summary (status, wall time, throughput) and the derived metrics.
+(``norm.kind``, ``seed``, ...), the summary (status, wall time, throughput), the final and best evaluations
+(``results.py``, from the rows) and the derived metrics.
 ``metrics``: every metrics row of every job, with the same grid columns attached.
 
 Only whole, current runs are collected (``run_check``): a finished run whose files are damaged or whose
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 from omegaconf import OmegaConf
 
-from normrepro.analysis.columns import SUMMARY_KEYS, flatten, summary_column
+from normrepro.analysis.columns import SUMMARY_KEYS, flatten
+from normrepro.analysis.results import result_row
 from normrepro.analysis.run_check import check_not_stale, job_state, read_run
 from normrepro.analysis.spec_check import referenced_columns
 from normrepro.config import result_config
@@ -68,9 +70,7 @@ def collect(jobs: list[Job]) -> Collected:
         row["diverged"] = float(summary.get("status") == "diverged")
         for key in SUMMARY_KEYS:
             row[key] = summary.get(key)
-        for kind in ("final", "best"):
-            for name, value in (summary.get(kind) or {}).items():
-                row[summary_column(kind, name)] = value
+        row.update(result_row(frame))  # final_* and best_*, from the evaluation rows
         rows.append(row)
     runs = pd.DataFrame(rows)
     metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -20,7 +20,9 @@ SUMMARY_KEYS = ("status", "steps_done", "diverged_at", "wall_time_s", "train_tim
 RUN_COLUMNS = ("run", "diverged", *SUMMARY_KEYS)  # every runs row has these besides the grid and results
 METRIC_FIELDS = ("step", "epoch", "split", "metric", "value", "layer", "unit", "bn_mode")  # store's schema
 METRICS_COLUMNS = (*METRIC_FIELDS, "run")
-SUMMARY_KINDS = ("final", "best")  # summary.json's "final" (last evaluation) and "best" (best over them)
+SUMMARY_KINDS = ("final", "best")  # the last evaluation and the best over them (results.py, from the rows)
+EVALUATED_SPLITS = ("val", "test", "train_eval")  # the evaluator's splits
+EVALUATED_METRICS = ("loss", "acc", "bpc")
 ANALYSIS_BLOCKS = ("derived", "claims", "plots", "paper", "description")  # config keys that are not settings
 
 
@@ -36,7 +38,7 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def summary_column(kind: str, key: str) -> str:
-    """summary.json's ``final``/``best`` key ``test/acc_precise1000`` -> ``final_test_acc_precise1000``."""
+    """A ``final``/``best`` value of key ``test/acc_precise1000`` -> column ``final_test_acc_precise1000``."""
     return f"{kind}_{key.replace('/', '_')}"
 
 

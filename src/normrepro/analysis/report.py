@@ -113,6 +113,7 @@ def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, fi
         "Fixed: " + ", ".join(f"`{k}={_fmt(v)}`" for k, v in setup.items()),
         "",
     ]
+    lines += deviations_table(exp.get("deviations") or [])
     notes = exp.get("notes")
     if notes:
         lines += ["## Notes", "", notes.strip(), ""]
@@ -124,6 +125,17 @@ def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, fi
     path = out_dir / "REPORT.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def deviations_table(deviations: list[dict]) -> list[str]:
+    """The experiment file's ``deviations:`` as a table (or a line saying none is declared)."""
+    lines = ["## Deviations from the paper", ""]
+    if not deviations:
+        return lines + ["None declared in the experiment file beyond its scale (the budget its description states).", ""]
+    lines += ["| what | paper | here | effect on the result |", "|---|---|---|---|"]
+    lines += [f"| {_cell(d['what'])} | {_cell(d['paper'])} | {_cell(d['here'])} | {_cell(d['effect'])} |"
+              for d in deviations]
+    return lines + [""]
 
 
 def _censoring_notes(runs: pd.DataFrame) -> list[str]:

@@ -24,6 +24,8 @@ DERIVED_KEYS = {"expr": {"name", "kind", "expr"}, "at_step": _ROW_KEYS | {"step"
 PLOT_KEYS = {"name", "kind", "source", "where", "x", "y", "hue", "style", "col", "row", "value", "height",
              "aspect", "sharex", "sharey", "logx", "logy", "ylim", "xlabel", "ylabel", "title", "caption",
              "vmin", "vmax", "cmap"}
+# where a setup departs from the paper's: what, the paper's choice, ours, and what it does to the result
+DEVIATION_KEYS = {"what", "paper", "here", "effect"}
 PLOT_COLUMN_KEYS = ("x", "y", "hue", "style", "col", "row", "value")
 VOCABULARY = {"split": SPLITS, "metric": tuple(METRICS)}  # metrics-frame columns with closed vocabularies
 
@@ -45,6 +47,16 @@ def _suggest(name, valid: Iterable[str], limit: int = 40, close_from: Iterable[s
 
 
 class BlockChecks:
+    def deviations(self) -> None:
+        """Each entry names what differs, the paper's choice, ours and its effect (all four, as text)."""
+        for where, d in self._entries("deviations", "what"):
+            missing = sorted(DEVIATION_KEYS - set(d))
+            unknown = sorted(set(d) - DEVIATION_KEYS)
+            if missing or unknown:
+                self.error(where, f"a deviation has exactly the keys {', '.join(sorted(DEVIATION_KEYS))}"
+                                  f"{'; missing ' + ', '.join(missing) if missing else ''}"
+                                  f"{'; unknown ' + ', '.join(unknown) if unknown else ''}")
+
     def derived(self) -> set[str]:
         """Check the derived block; returns the runs-table columns it adds."""
         base = self.all_leaves | self.results

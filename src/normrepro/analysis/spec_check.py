@@ -34,6 +34,7 @@ from normrepro.analysis.columns import (
     could_be_result_column,
     result_columns,
 )
+from normrepro.analysis.results import name_result_columns
 from normrepro.analysis.spec_blocks import (  # noqa: F401  (re-exported: plots reads PLOT_KINDS here)
     CLAIM_KEYS,
     DERIVED_KEYS,
@@ -160,6 +161,7 @@ class _Checker(BlockChecks):
         metrics_columns = self.all_leaves | set(METRICS_COLUMNS)
         self.claims(runs_columns, metric_columns)
         self.plots(runs_columns, metrics_columns)
+        self.deviations()
         return self.errors
 
 
@@ -167,6 +169,7 @@ def referenced_columns(spec: dict) -> set[str]:
     """The columns an experiment's claims and plots name (filter keys, plot axes): collect keeps these in
     its frames even where every job has the same value, so a narrowed sweep (``norm=gn``) stays analysable."""
     names: set[str] = set()
+    spec = name_result_columns(spec)
     for claim in spec.get("claims") or []:
         for field in FILTERS:
             names.update((claim.get(field) or {}).keys())
@@ -179,7 +182,9 @@ def referenced_columns(spec: dict) -> set[str]:
 
 
 def _containers(configs) -> list[dict]:
-    return [OmegaConf.to_container(c, resolve=True) if isinstance(c, DictConfig) else c for c in configs]
+    """Resolved dicts, with structured result names (``{split, metric, bn_mode}``) turned into columns."""
+    return [name_result_columns(OmegaConf.to_container(c, resolve=True) if isinstance(c, DictConfig) else c)
+            for c in configs]
 
 
 def check_experiment(configs, cli: Iterable[str] = (), grid_known: bool = True) -> None:

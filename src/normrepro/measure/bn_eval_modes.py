@@ -33,8 +33,8 @@ class BNEvalModes(Instrument):
         was_training = ctx.model.training
         if self.shared:
             with shared_statistics(ctx.model):
-                ev.evaluate(step, "shared", self.eval_batch_size, "_sharedstats")
+                ev.evaluate(step, "shared", self.eval_batch_size)
         if self.batch:
             with batch_statistics(ctx.model):
-                ev.evaluate(step, "batch", self.batch_size, "_batchstats", shuffle=True)
+                ev.evaluate(step, "batch", self.batch_size, shuffle=True)
         ctx.model.train(was_training)

@@ -56,14 +56,14 @@ class BNTestStatistics(Instrument):
         model.eval()
         if self.slow:
             with slow_average(model):
-                ev.evaluate(step, "ema_slow", self.eval_batch_size, "_emaslow", splits=test)
+                ev.evaluate(step, "ema_slow", self.eval_batch_size, splits=test)
         for n in self.precise:
             x = self._precise_images(n, ctx.label)
             with population_statistics(precise_statistics(model, x, self.batch_size)):
-                ev.evaluate(step, f"precise@{n}", self.eval_batch_size, f"_precise{n}", splits=test)
+                ev.evaluate(step, f"precise@{n}", self.eval_batch_size, splits=test)
         for b in self.test_batches:
             with whole_batch_statistics(model):
-                ev.evaluate(step, f"batch@{b}", b, f"_batch{b}", shuffle=True, splits=test)
+                ev.evaluate(step, f"batch@{b}", b, shuffle=True, splits=test)
         model.train()
 
     def _precise_images(self, n: int, label: str) -> torch.Tensor:
