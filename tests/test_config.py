@@ -18,6 +18,7 @@ from normrepro.analysis import claims as claims_mod
 from normrepro.analysis import derive as derive_mod
 from normrepro.analysis import plots as plots_mod
 from normrepro.analysis.collect import flatten
+from normrepro.analysis.results import name_result_columns
 from normrepro.config import result_config
 from normrepro.config_check import validate_config
 from normrepro.errors import ConfigError
@@ -107,6 +108,7 @@ def test_experiment_composes_at_cpu_scale_with_analysis_blocks(exp):
         assert not root.claims and not root.plots
         return
     spec = OmegaConf.to_container(root, resolve=False)
+    spec = {**spec, **name_result_columns({"claims": spec["claims"], "plots": spec["plots"]})}  # {split, metric, ..}
     cfg_leaves = flatten({k: v for k, v in spec.items() if k != "hydra"})
     params = root.hydra.sweeper.params or {}
     assert params, f"{exp}: no sweep grid"
