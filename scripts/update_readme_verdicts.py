@@ -1,6 +1,7 @@
 """Rewrite the verdict block of the repository's README.md (between ``<!-- verdicts:start -->`` and
-``<!-- verdicts:end -->``) from results/*/verdicts.csv: per experiment, its number of claims and of each
-outcome. The analysis never touches README.md; this script is the one, explicit, way to refresh it.
+``<!-- verdicts:end -->``) from results/*/verdicts.csv: the outcomes counted, then one row per claim (claim,
+source, the paper's number, our effect with its 95% interval and seeds, the outcome, a link to its
+REPORT.md). The analysis never touches README.md; this script is the one, explicit, way to refresh it.
 
     python scripts/update_readme_verdicts.py [--readme README.md] [--results results]
 """
@@ -11,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from normrepro.analysis.report import update_readme_block
+from normrepro.analysis.readme import update_readme_block
 from normrepro.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,14 @@ import pytest
 
 from normrepro.analysis import cli
 from normrepro.analysis.claims import ClaimSpecError
-from normrepro.analysis.report import README_END, README_START, ReadmeMarkersMissing, update_readme_block
+from normrepro.analysis.readme import (
+    README_END,
+    README_START,
+    ReadmeMarkersMissing,
+    effect_with_interval,
+    split_paper,
+    update_readme_block,
+)
 from normrepro.plan import plan_jobs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,12 +159,43 @@ def test_the_readme_block_is_rewritten_only_on_request(results, tmp_path):
     readme.write_text(f"# Project\n\n{README_START}\nold table\n{README_END}\n\nmore text\n")
     assert update_readme_block(readme, results)
     text = readme.read_text()
-    assert "| [`demo`](results/demo/REPORT.md) | 2 | 2 | 0 | 0 | 0 |" in text and "old table" not in text
+    assert "2 claims in 1 experiment: 2 reproduced, 0 not reproduced, 0 inconclusive, 0 not testable here." in text
+    assert ("| [`demo`](results/demo/REPORT.md) | BN reaches 90% validation accuracy in… | - | - | "
+            "-1400 [-1400, -1400] | 5/5 | reproduced |") in text
+    assert "|  | BN ends with higher test accuracy | - | - | +0.1516 [0.1495, 0.1537] | 5/5 | reproduced |" in text
+    assert "old table" not in text
     assert text.startswith("# Project\n\n") and text.endswith(f"{README_END}\n\nmore text\n")
     assert not update_readme_block(readme, results)  # unchanged: nothing written
     readme.write_text("# no markers\n")
     with pytest.raises(ReadmeMarkersMissing, match="has no <!-- verdicts:start --> ... <!-- verdicts:end --> block"):
         update_readme_block(readme, results)
+
+
+@pytest.mark.parametrize("paper,parts", [
+    ("[BN] Fig. 1a: ~0.98-0.99 vs ~0.97-0.98", ("[BN] Fig. 1a", "~0.98-0.99 vs ~0.97-0.98")),
+    ("[S0]: 68%", ("[S0]", "68%")),
+    ("[S3]; [LN] Sec. 6: LN not better than BN on ConvNets", ("[S3]; [LN] Sec. 6", "LN not better than BN on ConvNets")),
+    ("[LN], [GN]", ("[LN], [GN]", "-")),
+    ("[S1], [S3] (no number)", ("[S1], [S3]", "(no number)")),
+    ("(control: no batch statistics)", ("-", "(control: no batch statistics)")),
+    (float("nan"), ("-", "-")),
+])
+def test_the_paper_field_splits_into_source_and_number(paper, parts):
+    assert split_paper(paper) == parts
+
+
+@pytest.mark.parametrize("effect,lo,hi,half,shown", [
+    (0.00224, -0.00222, 0.0067, 0.00446, "+0.0022 [-0.0022, 0.0067]"),  # two digits of the half-width
+    (-1733.3, -2020.2, -1446.5, 286.8, "-1733 [-2020, -1446]"),
+    (0.047, 0.047, 0.047, 0.0, "+0.047 [0.047, 0.047]"),  # every seed alike: the effect's own precision
+    (-0.0014, -0.158, 0.155, 0.157, "+0.00 [-0.16, 0.16]"),  # rounds to zero: no "-0.00"
+    (1.1e-06, 8.6e-07, 1.3e-06, 2.2e-07, "+1.1e-06 [8.6e-07, 1.3e-06]"),
+    (0.5, float("nan"), float("nan"), float("nan"), "+0.50 [-, -]"),  # one seed: no interval
+    (float("nan"), float("nan"), float("nan"), float("nan"), "-"),
+])
+def test_the_effect_is_shown_with_its_interval_at_one_precision(effect, lo, hi, half, shown):
+    row = pd.Series({"effect": effect, "lo": lo, "hi": hi, "half_width": half})
+    assert effect_with_interval(row) == shown
 
 
 def test_update_readme_script(results, tmp_path, capsys):

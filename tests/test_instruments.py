@@ -1,4 +1,4 @@
-"""The instrument mechanism, followed as the README's "Adding an instrument" says: one new class, registered
+"""The instrument mechanism, followed as docs/design.md's "Adding an instrument" says: one new class, registered
 in INSTRUMENTS, sees its hook points in the documented order, writes rows, and keeps its state over a resume."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The README's "Adding an experiment" recipe, followed word for word: its example experiment file, dropped
-into a copy of configs/, runs with `python -m normrepro.train -m` and reports with `python -m
-normrepro.analysis`, touching no other file."""
+"""The "Adding an experiment" recipe (docs/adding-an-experiment.md, linked from the README), followed word for
+word: its example experiment file, dropped into a copy of configs/, runs with `python -m normrepro.train -m`
+and reports with `python -m normrepro.analysis`, touching no other file."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 def readme_experiment_file() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Adding an experiment"):]
+    text = (REPO / "docs" / "adding-an-experiment.md").read_text(encoding="utf-8")
+    section = text[text.index("# Adding an experiment"):]
     block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
     return "\n".join(line[3:] if line.startswith("   ") else line for line in block.splitlines()) + "\n"
 

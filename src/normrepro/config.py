@@ -200,7 +200,7 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    # analysis blocks (read by normrepro.analysis, not by training): see README "Adding an experiment"
+    # analysis blocks (read by normrepro.analysis, not by training): see docs/adding-an-experiment.md
     derived: list[Any] = field(default_factory=list)
     claims: list[Any] = field(default_factory=list)
     plots: list[Any] = field(default_factory=list)

@@ -1,21 +1,17 @@
-"""REPORT.md of one experiment, the results index (``results/README.md``) and the repository README's
-verdict block.
+"""REPORT.md of one experiment and the results index (``results/README.md``).
 
-The analysis writes REPORT.md and, at cpu scale, the index; it never touches the repository's README.md:
-``scripts/update_readme_verdicts.py`` rewrites the README's marked block, on request, from the same
-verdicts."""
+The analysis writes REPORT.md and, at cpu scale, the index; it never touches the repository's README.md
+(``analysis/readme.py`` renders the README's verdict block, on request, from the same verdicts)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from normrepro.analysis.claims import OUTCOMES
-from normrepro.errors import UserError
 
 SETUP_KEYS = ("data.name", "data.train_limit", "data.order", "data.augment", "model.arch", "model.widths",
               "model.stages", "model.width_mult", "model.depth", "model.activation", "model.placement",
@@ -154,7 +150,6 @@ def _fmt_status(statuses: dict) -> str:
     return ", ".join(f"{n} {s}" for s, n in statuses.items()) or "none"
 
 
-README_START, README_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
 SCALE_SUFFIXES = ("-smoke", "-full")  # results/<id>-<scale>/: never part of the committed index
 
 
@@ -203,24 +198,3 @@ def write_index(results_root: Path) -> Path:
     path = results_root / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
-
-
-class ReadmeMarkersMissing(UserError):
-    """The README has no verdict block to rewrite."""
-
-
-def update_readme_block(readme: Path, results_root: Path) -> bool:
-    """Rewrite the block between README_START and README_END of ``readme`` with the per-experiment counts
-    (links relative to the README). Returns whether the text changed. Called by
-    scripts/update_readme_verdicts.py only: the analysis itself never writes the README."""
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise ReadmeMarkersMissing(f"{readme} has no {README_START} ... {README_END} block; add the two marker "
-                                   "lines where the verdict table goes")
-    prefix = Path(os.path.relpath(results_root.resolve(), readme.resolve().parent)).as_posix() + "/"
-    block = "\n".join([README_START, *summary_rows(results_root, prefix), README_END])
-    new = text[:start] + block + text[end + len(README_END):]
-    if new != text:
-        readme.write_text(new, encoding="utf-8")
-    return new != text
