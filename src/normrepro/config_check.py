@@ -47,6 +47,9 @@ def _choice_errors(cfg) -> list[str]:
     return errors + [f"{key}={value} (must be > 0)" for key, value in positive.items() if not value > 0]
 
 
+BATCH_STATISTICS_KINDS = ("bn", "bn_manual", "bn_detached", "syncbn")  # statistics over the examples of a batch
+
+
 def _combination_errors(cfg) -> list[str]:
     """Settings that are valid alone but not together."""
     errors = []
@@ -60,6 +63,11 @@ def _combination_errors(cfg) -> list[str]:
     if nc.ghost_batch < 0 or (nc.ghost_batch and cfg.train.batch_size % nc.ghost_batch):
         errors.append(f"norm.ghost_batch={nc.ghost_batch} must be >= 0 and divide train.batch_size="
                       f"{cfg.train.batch_size}")
+    per_normalization = cfg.train.batch_size // max(cfg.dist.nproc, 1) if not nc.ghost_batch else nc.ghost_batch
+    if nc.kind in BATCH_STATISTICS_KINDS and cfg.model.arch == "mlp" and per_normalization == 1:
+        # one example per batch: x - mean is 0, so every BN output is its beta and nothing can be learnt
+        errors.append(f"norm.kind={nc.kind} normalizes over the batch, and an MLP's batch here has 1 example "
+                      "(the output would be beta, whatever the input): use a batch of >= 2, or norm=ln")
     if cfg.dist.nproc < 1 or cfg.train.batch_size % cfg.dist.nproc:
         errors.append(f"dist.nproc={cfg.dist.nproc} must be >= 1 and divide train.batch_size={cfg.train.batch_size} "
                       "(the global batch)")
