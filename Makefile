@@ -4,6 +4,7 @@
 #   make reproduce-<id> [SCALE=cpu|smoke|full] [JOBS=n] [ARGS="key=value ..."]
 #   make plan-<id>                 print the jobs an experiment would run
 #   make report-<id>               re-collect, re-judge and re-plot without training
+#   make site                      the static results site from results/ into site/ (open site/index.html)
 # `make help` lists everything.
 
 SHELL := /bin/bash
@@ -23,13 +24,13 @@ LAUNCH = $(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher
 # syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
 reproduce-syncbn: LAUNCH = threads=1
 
-.PHONY: help venv demo test test-unit test-integration test-all lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
+.PHONY: help venv demo test test-unit test-integration test-all site lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
 
 help:
 	@sed -n 's/^#   //p' Makefile
 	@echo "experiments: $(EXPERIMENTS)"
-	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn test-all reproduce-all report-all clean-runs"
+	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn test-all reproduce-all report-all clean-runs site"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +74,9 @@ $(addprefix report-,$(EXPERIMENTS)): report-%: $(STAMP)
 
 $(addprefix plan-,$(EXPERIMENTS)): plan-%: $(STAMP)
 	$(PY) scripts/plan.py $* --scale $(SCALE) $(ARGS)
+
+site: $(STAMP)
+	$(PY) -m normrepro.site --results results --out site
 
 data: $(STAMP)
 	$(PY) scripts/download_data.py
