@@ -64,7 +64,7 @@ test-all: $(STAMP)
 # browser test files are collected (collecting the whole suite would cost more than the tests).
 BROWSER_TESTS := tests/test_site.py
 test-browser: $(STAMP)
-	@if bash scripts/browser_deps.sh; then $(PY) -m pytest -m browser -rs --durations=5 $(BROWSER_TESTS); \
+	@if bash scripts/browser_deps.sh; then NORMREPRO_REQUIRE_BROWSER=1 $(PY) -m pytest -m browser -rs --durations=5 $(BROWSER_TESTS); \
 	else echo "test-browser: SKIPPED: no chromium/chromedriver and they could not be installed (reason above)"; fi
 
 browser-deps:

@@ -2,10 +2,12 @@
 the index loads without console errors, every link and image on every page resolves to a file of the site,
 the outcome and source filters hide the other rows, and a screenshot is a real picture of the page.
 
-Marked ``browser``: in neither tier of ``make test``; skipped, with the reason, where no browser is found."""
+Marked ``browser``: in neither tier of ``make test``; skipped, with the reason, where no browser is found
+(failed instead under ``make test-browser``, which has just made sure the browser is there)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -16,14 +18,24 @@ from normrepro.site import browser as site_browser
 from normrepro.site import build_site
 from normrepro.site.experiments import experiment_folders
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(bool(site_browser.missing()), reason=f"no browser: {site_browser.missing()}")]
+pytestmark = pytest.mark.browser
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 LINKS = "return [...document.querySelectorAll('a[href]')].map(a => a.href)"
 IMAGES = "return [...document.querySelectorAll('img[src]')].map(i => [i.src, i.complete ? i.naturalWidth : 0])"
 VISIBLE = "return [...document.querySelectorAll('#claims tbody tr')].filter(r => r.offsetParent !== null)" \
           ".map(r => [r.dataset.outcome, r.dataset.sources])"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def browser_available():
+    """Skip without a browser, unless NORMREPRO_REQUIRE_BROWSER is set (make test-browser sets it once the
+    browser is installed), where a missing piece is a failure, not a silent skip."""
+    why = site_browser.missing()
+    if why and os.environ.get("NORMREPRO_REQUIRE_BROWSER"):
+        pytest.fail(f"NORMREPRO_REQUIRE_BROWSER is set, but {why}")
+    if why:
+        pytest.skip(f"no browser: {why}")
 
 
 @pytest.fixture(scope="module")

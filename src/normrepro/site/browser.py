@@ -15,9 +15,9 @@ WINDOW = (1400, 1000)
 
 def browser_paths() -> tuple[str | None, str | None]:
     """(chromium, chromedriver), each None when it cannot be found."""
-    chromium = os.environ.get("NORMREPRO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = os.environ.get("NORMREPRO_CHROMEDRIVER") or shutil.which("chromedriver")
-    return chromium, driver
+    chromium = os.environ.get("NORMREPRO_CHROMIUM")
+    chromium = shutil.which(chromium) if chromium else shutil.which("chromium") or shutil.which("chromium-browser")
+    return chromium, shutil.which(os.environ.get("NORMREPRO_CHROMEDRIVER") or "chromedriver")
 
 
 def missing() -> str | None:
