@@ -25,13 +25,13 @@ LAUNCH = $(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher
 # syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
 reproduce-syncbn: LAUNCH = threads=1
 
-.PHONY: help venv demo test test-unit test-integration test-all test-browser browser-deps site lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
+.PHONY: help venv demo test test-unit test-integration test-all test-browser browser-deps site site-screenshot lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
 
 help:
 	@sed -n 's/^#   //p' Makefile
 	@echo "experiments: $(EXPERIMENTS)"
-	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn test-all reproduce-all report-all clean-runs site browser-deps test-browser"
+	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn test-all reproduce-all report-all clean-runs site site-screenshot browser-deps test-browser"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -89,6 +89,10 @@ $(addprefix plan-,$(EXPERIMENTS)): plan-%: $(STAMP)
 
 site: $(STAMP)
 	$(PY) -m normrepro.site --results results --out site
+
+# docs/site-index.png: the index of the committed results in headless Chromium (needs make browser-deps)
+site-screenshot: $(STAMP)
+	$(PY) scripts/site_screenshot.py docs/site-index.png
 
 data: $(STAMP)
 	$(PY) scripts/download_data.py
