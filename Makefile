@@ -4,6 +4,8 @@
 #   make reproduce-<id> [SCALE=cpu|smoke|full] [JOBS=n] [ARGS="key=value ..."]
 #   make plan-<id>                 print the jobs an experiment would run
 #   make report-<id>               re-collect, re-judge and re-plot without training
+#   make site                      the static results site from results/ into site/ (open site/index.html)
+#   make test-browser              the site in headless Chromium (installs it first: make browser-deps)
 # `make help` lists everything.
 
 SHELL := /bin/bash
@@ -23,13 +25,13 @@ LAUNCH = $(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher
 # syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
 reproduce-syncbn: LAUNCH = threads=1
 
-.PHONY: help venv demo test test-unit test-integration test-all lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
+.PHONY: help venv demo test test-unit test-integration test-all test-browser browser-deps site site-screenshot lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
 
 help:
 	@sed -n 's/^#   //p' Makefile
 	@echo "experiments: $(EXPERIMENTS)"
-	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn test-all reproduce-all report-all clean-runs"
+	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn test-all reproduce-all report-all clean-runs site site-screenshot browser-deps test-browser"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +59,17 @@ test-integration: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -m ''
 
+# The browser tier: Chromium from Debian's packages if missing; skipped, with the reason, where they cannot be
+# installed (no apt-get, not root and no passwordless sudo), so CI on such a machine still passes. Only the
+# browser test files are collected (collecting the whole suite would cost more than the tests).
+BROWSER_TESTS := tests/test_site.py
+test-browser: $(STAMP)
+	@if bash scripts/browser_deps.sh; then NORMREPRO_REQUIRE_BROWSER=1 $(PY) -m pytest -m browser -rs --durations=5 $(BROWSER_TESTS); \
+	else echo "test-browser: SKIPPED: no chromium/chromedriver and they could not be installed (reason above)"; fi
+
+browser-deps:
+	bash scripts/browser_deps.sh
+
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts benchmarks
 
@@ -73,6 +86,13 @@ $(addprefix report-,$(EXPERIMENTS)): report-%: $(STAMP)
 
 $(addprefix plan-,$(EXPERIMENTS)): plan-%: $(STAMP)
 	$(PY) scripts/plan.py $* --scale $(SCALE) $(ARGS)
+
+site: $(STAMP)
+	$(PY) -m normrepro.site --results results --out site
+
+# docs/site-index.png: the index of the committed results in headless Chromium (needs make browser-deps)
+site-screenshot: $(STAMP)
+	$(PY) scripts/site_screenshot.py docs/site-index.png
 
 data: $(STAMP)
 	$(PY) scripts/download_data.py

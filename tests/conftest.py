@@ -86,7 +86,7 @@ INTEGRATION_MODULES = {"test_config", "test_experiments", "test_notebook", "test
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.get_closest_marker("integration") or item.get_closest_marker("unit"):
+        if any(item.get_closest_marker(m) for m in ("integration", "unit", "browser")):
             continue
         module = item.module.__name__.rsplit(".", 1)[-1]
         engine = INTEGRATION_FIXTURES & set(item.fixturenames) or module in INTEGRATION_MODULES
