@@ -23,7 +23,7 @@ EXPERIMENTS := $(basename $(notdir $(filter-out configs/experiment/none.yaml,$(w
 LAUNCH = $(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) threads=1)
 
 # syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
-reproduce-syncbn: LAUNCH = threads=1
+reproduce-syncbn reproduce-syncbn_precision: LAUNCH = threads=1
 
 .PHONY: help venv demo test test-unit test-integration test-all test-browser browser-deps site site-screenshot lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
