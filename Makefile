@@ -41,10 +41,11 @@ VENV_OWNER = import importlib.util as u, os; s = u.find_spec("normrepro"); \
 	print(os.path.realpath(os.path.dirname(os.path.dirname(s.origin))) if s and s.origin else "")
 COMMA := ,
 VENV_FIX = $(if $(filter $(VENV)/bin/python,$(PY)),rm -rf $(VENV) && make venv,drop PY=$(PY) to use this checkout's $(VENV)$(COMMA) or set PYTHONPATH=src)
+VENV_WHERE = $(shell test -x $(PY) && { $(PY) -c '$(VENV_OWNER)' 2>/dev/null || echo BROKEN; })
+venv_check = $(if $(filter BROKEN,$(1)),$(error $(PY) does not run (a venv copied from another machine or folder?): $(VENV_FIX)))$\
+	$(if $(filter-out BROKEN $(realpath src),$(1)),$(error $(PY) imports normrepro from $(1), not from this checkout's $(CURDIR)/src (a venv of another checkout): $(VENV_FIX)))
 venv-check:
-	@$(eval VENV_WHERE := $(shell test -x $(PY) && { $(PY) -c '$(VENV_OWNER)' 2>/dev/null || echo BROKEN; }))\
-	$(if $(filter BROKEN,$(VENV_WHERE)),$(error $(PY) does not run (a venv copied from another machine or folder?): $(VENV_FIX)))\
-	$(if $(filter-out BROKEN $(realpath src),$(VENV_WHERE)),$(error $(PY) imports normrepro from $(VENV_WHERE), not from this checkout's $(CURDIR)/src (a venv of another checkout): $(VENV_FIX)))
+	@$(call venv_check,$(VENV_WHERE))
 
 $(STAMP): pyproject.toml | venv-check
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
