@@ -19,8 +19,10 @@ ARGS ?=
 EXPERIMENTS := $(basename $(notdir $(filter-out configs/experiment/none.yaml,$(wildcard configs/experiment/*.yaml))))
 
 # Parallel sweeps: Hydra's joblib launcher, one torch thread per job (two 1-thread jobs beat one 2-thread job
-# here, docs/stack.md). JOBS=1 runs the jobs one after another with all cores each.
-LAUNCH = $(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) threads=1)
+# here, docs/stack.md). JOBS=1 runs the jobs one after another with all cores each. A launcher named in ARGS
+# (ARGS="hydra/launcher=slurm ...", docs/slurm.md) replaces it: each of its jobs gets cores of its own and
+# uses them all (threads=0).
+LAUNCH = $(if $(findstring hydra/launcher=,$(ARGS)),,$(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) threads=1))
 
 # syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
 reproduce-syncbn: LAUNCH = threads=1
