@@ -19,13 +19,15 @@ ARGS ?=
 EXPERIMENTS := $(basename $(notdir $(filter-out configs/experiment/none.yaml,$(wildcard configs/experiment/*.yaml))))
 
 # Parallel sweeps: Hydra's joblib launcher, one torch thread per job (two 1-thread jobs beat one 2-thread job
-# here, docs/stack.md). JOBS=1 runs the jobs one after another with all cores each.
-LAUNCH = $(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) threads=1)
+# here, docs/stack.md). JOBS=1 runs the jobs one after another with all cores each. A launcher named in ARGS
+# (ARGS="hydra/launcher=slurm ...", docs/slurm.md) replaces it: each of its jobs gets cores of its own and
+# uses them all (threads=0).
+LAUNCH = $(if $(findstring hydra/launcher=,$(ARGS)),,$(if $(filter 1,$(JOBS)),threads=0,hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) threads=1))
 
 # syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
 reproduce-syncbn reproduce-syncbn_precision: LAUNCH = threads=1
 
-.PHONY: help venv demo test test-unit test-integration test-all test-browser browser-deps site site-screenshot lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
+.PHONY: help venv venv-check demo test test-unit test-integration test-all test-browser browser-deps site site-screenshot lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
 
 help:
@@ -33,7 +35,21 @@ help:
 	@echo "experiments: $(EXPERIMENTS)"
 	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn test-all reproduce-all report-all clean-runs site site-screenshot browser-deps test-browser"
 
-$(STAMP): pyproject.toml
+# .venv must be this checkout's own. One copied or linked from another checkout imports that checkout's code
+# (its editable install points there), and installing into it would re-point the other checkout's venv: so
+# every target first asks $(PY) where it imports normrepro from and stops with one line naming the fix when
+# that is not this checkout's src/ (nothing to check before the venv exists, or before normrepro is installed).
+VENV_OWNER = import importlib.util as u, os; s = u.find_spec("normrepro"); \
+	print(os.path.realpath(os.path.dirname(os.path.dirname(s.origin))) if s and s.origin else "")
+COMMA := ,
+VENV_FIX = $(if $(filter $(VENV)/bin/python,$(PY)),rm -rf $(VENV) && make venv,drop PY=$(PY) to use this checkout's $(VENV)$(COMMA) or set PYTHONPATH=src)
+VENV_WHERE = $(shell test -x $(PY) && { $(PY) -c '$(VENV_OWNER)' 2>/dev/null || echo BROKEN; })
+venv_check = $(if $(filter BROKEN,$(1)),$(error $(PY) does not run (a venv copied from another machine or folder?): $(VENV_FIX)))$\
+	$(if $(filter-out BROKEN $(realpath src),$(1)),$(error $(PY) imports normrepro from $(1), not from this checkout's $(CURDIR)/src (a venv of another checkout): $(VENV_FIX)))
+venv-check:
+	@$(call venv_check,$(VENV_WHERE))
+
+$(STAMP): pyproject.toml | venv-check
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

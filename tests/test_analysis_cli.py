@@ -133,12 +133,31 @@ def test_staged_dir_replaces_the_folder_whole(tmp_path):
 
 
 # --------------------------------------------------------------------------- what other scales write
-def test_other_scales_write_only_their_own_folder(tmp_path):
-    results = tmp_path / "results"
-    fabricate(results / "demo-smoke", "smoke")
-    out = cli.analyse("demo", "smoke", SEEDS, results_root=results, from_results=True)
-    assert out == results / "demo-smoke" and (out / "REPORT.md").is_file()
-    assert sorted(p.name for p in results.iterdir()) == ["demo-smoke"]  # no results/README.md
+def test_other_scales_write_only_their_own_folder(results):
+    """`make reproduce-demo SCALE=smoke` (or full) beside committed cpu results: results/demo/ and
+    results/README.md stay byte for byte (none is made), the repository's README.md too, and the new folders
+    are ones .gitignore keeps out of git, so git status stays clean."""
+    readme = (REPO / "README.md").read_bytes()
+
+    def others_after(scale: str) -> dict:
+        fabricate(results / f"demo-{scale}", scale)
+        out = cli.analyse("demo", scale, SEEDS, results_root=results, from_results=True)
+        assert out == results / f"demo-{scale}" and (out / "REPORT.md").is_file()
+        return {k: v for k, v in snapshot(results).items() if k.parts[0] != out.name}
+
+    cpu_frames = snapshot(results)
+    assert others_after("smoke") == cpu_frames  # and no results/README.md: other scales are never indexed
+    cli.analyse("demo", "cpu", SEEDS, results_root=results, from_results=True)
+    committed = snapshot(results)  # now with the index
+    assert others_after("full") == committed
+    assert sorted(p.name for p in results.iterdir()) == ["README.md", "demo", "demo-full", "demo-smoke"]
+    assert (REPO / "README.md").read_bytes() == readme
+    if (REPO / ".git").exists():
+        def ignored(path: str) -> bool:
+            return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0
+
+        assert ignored("results/demo-smoke/REPORT.md") and ignored("results/demo-full/figures/x.png")
+        assert not ignored("results/demo/REPORT.md")  # the cpu results are committed
 
 
 def test_the_index_skips_other_scales_and_staging_folders(results):

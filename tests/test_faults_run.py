@@ -37,7 +37,7 @@ from normrepro.errors import (
 from normrepro.guard import FAILED_NAME
 from normrepro.rundir import RunDir
 from normrepro.sweep_callback import FailedJobsReport
-from normrepro.train import run
+from normrepro.train import job_label, run
 from normrepro.trainer import Trainer
 
 
@@ -101,7 +101,8 @@ def sweep_dir(runs: Path) -> Path:
 
 
 def label_of(job_dir: str) -> str:
-    return f"adhoc:{job_dir}"
+    """The label a job's log lines carry, from its run directory's name (no list values in these grids)."""
+    return job_label("adhoc", job_dir.split(","))
 
 
 def trained(out: str) -> list[str]:

@@ -188,7 +188,8 @@ class Config:
     experiment_id: str = "adhoc"  # the claim id of docs/claims.md; names runs/<id>/ and results/<id>/
     description: str = ""  # the claim in one paragraph (goes into REPORT.md)
     seed: int = 0  # seeds init, data order, augmentation and dropout through separate generators
-    threads: int = 0  # torch intra-op threads; 0 = all cores (the Makefile sets 1 per parallel job)
+    threads: int = 0  # torch intra-op threads; 0 = every core this process may use (its CPU affinity: a Slurm
+                      # job's cpus_per_task); the Makefile sets 1 per parallel job
     device: str = "cpu"  # cpu | cuda | auto
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -29,6 +29,18 @@ from normrepro.errors import UserError
 from normrepro.runlock import INHERITED_ENV
 
 LAUNCH_CONFIG = "launch_config.yaml"
+STOP_GRACE_S = 60  # seconds torchrun gets to stop its workers when this process is stopped while waiting
+
+
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (a Slurm job's
+    ``--cpus-per-task``, ``taskset``), else every core of the machine. ``threads=0`` means these, so a job
+    requeued onto a bigger node of the same partition resolves the same thread count, which its checkpoint's
+    conditions pin (conditions.py)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity on this OS
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -73,11 +85,29 @@ def launch(cfg, run_dir: Path, label: str) -> None:
     OmegaConf.save(cfg, run_dir / LAUNCH_CONFIG, resolve=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.dist.nproc}",
            "-m", "normrepro.dist_worker", str(run_dir), label]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // cfg.dist.nproc))}
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, available_cores() // cfg.dist.nproc))}
     src = str(Path(__file__).resolve().parents[1])  # the workers import this same source tree
     env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
     env[INHERITED_ENV] = str(run_dir.resolve())  # this process holds the run's lock on the workers' behalf
-    result = subprocess.run(cmd, env=env, check=False)
-    if result.returncode != 0:
-        raise UserError(f"[{label}] the {cfg.dist.nproc}-process job failed (torchrun exit {result.returncode}); "
+    returncode = run_workers(cmd, env)
+    if returncode != 0:
+        raise UserError(f"[{label}] the {cfg.dist.nproc}-process job failed (torchrun exit {returncode}); "
                         "its workers' errors are printed above")
+
+
+def run_workers(cmd: list[str], env: dict) -> int:
+    """Run torchrun and return its exit status. When this process is stopped while it waits (Ctrl-C, or a
+    signal handler that raises, as submitit's does on preemption before it requeues the job), torchrun is
+    first asked to stop its workers (SIGTERM, which it forwards), and killed only after ``STOP_GRACE_S``:
+    ``subprocess.run`` would SIGKILL it at once and leave the workers running without the lock they write under."""
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
 from normrepro.data import BatchSchedule, TrainingBatches, load_char_splits, load_splits
+from normrepro.distributed import available_cores
 from normrepro.errors import UserError
 from normrepro.evaluation import Evaluator
 from normrepro.measure import build_instruments
@@ -43,7 +44,7 @@ class Job:
 
 def setup_threads_and_device(cfg, ctx) -> tuple[int, torch.device]:
     world = ctx.world if ctx else 1
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
+    threads = cfg.threads or max(1, available_cores() // world)
     torch.set_num_threads(threads)
     device = resolve_device(cfg.device)
     if ctx is not None and device.type == "cuda":

@@ -105,10 +105,21 @@ def _train(cfg: DictConfig, run_dir: Path, label: str) -> dict:
     return summary
 
 
+def job_label(experiment_id: str, overrides: list[str]) -> str:
+    """``<experiment>:<overrides>`` for log lines, keys shortened to their last part where that is unambiguous
+    within the job: ``bn_placement:activation=tanh,norm=bn,seed=0`` for ``model.activation=tanh norm=bn seed=0``
+    (the run directory keeps the full ``override_dirname``)."""
+    pairs = [o.split("=", 1) for o in overrides if "=" in o]
+    short = [key.rsplit(".", 1)[-1].lstrip("+~") for key, _ in pairs]
+    parts = [f"{s if short.count(s) == 1 else key}={value}" for (key, value), s in zip(pairs, short)]
+    return f"{experiment_id}:{','.join(sorted(parts)) or 'default'}"
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
-    label = f"{cfg.experiment_id}:{hc.job.override_dirname or 'default'}"
+    excluded = set(hc.job.config.override_dirname.exclude_keys)
+    label = job_label(cfg.experiment_id, [o for o in hc.overrides.task if o.split("=", 1)[0] not in excluded])
     try:
         run(cfg, Path(hc.runtime.output_dir), label)
     except RunBusy as err:  # another launcher is training this job: not a failure of this sweep
