@@ -146,3 +146,12 @@ def test_failure_is_outcome_exempts_only_the_named_arm():
     assert verdict(runs, [claim], metrics_frame(runs), bound).verdict == "not testable here"
     with pytest.raises(HealthSpecError, match="failure_is_outcome must list arm names"):
         verdict(runs, [{**CLAIM, "failure_is_outcome": ["c"]}])
+
+
+def test_a_claim_about_the_computation_skips_the_training_loss_check():
+    runs = runs_frame()
+    stalled = metrics_frame(runs, rising=set(runs["run"]))
+    assert verdict(runs, [CLAIM], stalled).verdict == "not testable here"
+    assert verdict(runs, [{**CLAIM, "trains": False}], stalled).verdict == "reproduced"
+    diverged = runs_frame(none_status="diverged")
+    assert verdict(diverged, [{**CLAIM, "trains": False}], stalled).verdict == "not testable here"  # still checked

@@ -10,6 +10,8 @@ Checks that need no declaration (every claim):
 - **training loss did not fall**: a run's last logged training loss (metrics rows ``split: train``,
   ``metric: loss``) is not below its first (a diverged run of a divergence claim is exempt, and so is a run
   that logged one training step only: a measurement at init has no end to compare).
+A claim about the computation rather than learning (``trains: false``, e.g. two implementations' losses
+after one step) skips the training-loss check; divergence is still checked.
 A claim whose outcome *is* whether an arm trains (e.g. "without BN, x30 the rate fails") names that arm in
 ``failure_is_outcome: [b]`` (arm names ``a``, ``b``, ``a_minus``, ``b_minus``): neither default check
 applies to it, so its failure counts as the measured result; the other arms are still checked, so a setup
@@ -175,7 +177,7 @@ def arm_failures(arm: Arm, claim: dict, health: list[dict], loss_ends: pd.DataFr
         reasons.append(f"{arm.label}: diverged in {int(diverged.sum())} of {len(runs)} runs "
                        f"({_runs_named(runs.loc[diverged, 'run'] if 'run' in runs else [])}) and the claim is not "
                        "about divergence")
-    if "run" in runs and len(loss_ends):
+    if claim.get("trains", True) is not False and "run" in runs and len(loss_ends):
         checked = runs[~diverged] if divergence_claim else runs
         ends = loss_ends.reindex(checked["run"]).dropna(how="all")
         stuck = ends[~(ends["last"] < ends["first"])]

@@ -17,7 +17,7 @@ PLOT_SOURCES = ("metrics", "runs")
 FILTERS = ("where", "a", "b", "a_minus", "b_minus")
 
 CLAIM_KEYS = {"id", "text", "paper", "expect", "metric", "metric_a", "metric_b", "margin", "range", "reduce",
-              "fill_na", "exclude_diverged", "about_divergence", "failure_is_outcome", "requires_reached", *FILTERS}
+              "fill_na", "exclude_diverged", "about_divergence", "failure_is_outcome", "trains", "requires_reached", *FILTERS}
 _ROW_KEYS = {"name", "kind", "split", "metric", "layer", "unit", "bn_mode", "from_step"}
 DERIVED_KEYS = {"expr": {"name", "kind", "expr"}, "at_step": _ROW_KEYS | {"step"},
                 "steps_to": _ROW_KEYS | {"threshold", "below"}}
