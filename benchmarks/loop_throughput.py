@@ -48,7 +48,7 @@ from normrepro.data.sources import source_files
 from normrepro.job import resolve_device
 from normrepro.models import build_model
 from normrepro.optim import build_optimizer
-from normrepro.provenance import git_sha
+from normrepro.provenance import cpu_model, git_sha
 from normrepro.train import run
 
 HERE = Path(__file__).resolve().parent
@@ -200,21 +200,11 @@ def measure(work: Workload, steps: int, warmup: int, threads: int, device: str, 
 
 
 # --- report ------------------------------------------------------------------------------------------------
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def markdown(rows: list[dict], args, argv: list[str]) -> str:
     device = rows[0]["device"] if rows else args.device
     device_name = rows[0]["device_name"] if rows else ""
     if device == "cpu":
-        device_name = cpu_name() or device_name
+        device_name = cpu_model() or device_name
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     lines = [
         "# Training-loop throughput (`benchmarks/loop_throughput.py`)",

@@ -251,16 +251,12 @@ def load(path: Path) -> dict:
 
 # ----------------------------------------------------------------------------------------- comparing
 def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; the platform's processor string elsewhere)."""
+    """The CPU's model name (``provenance.cpu_model``; the platform's processor string elsewhere)."""
     import platform
 
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from normrepro.provenance import cpu_model as from_cpuinfo
+
+    return from_cpuinfo() or platform.processor() or platform.machine()
 
 
 def same_platform(expected: dict, actual: dict) -> bool:

@@ -12,6 +12,17 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` ("" where there is none, e.g. off Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 @functools.cache
 def git_sha() -> str:
     """HEAD's SHA, with ``-dirty`` when tracked files differ from it; ``unknown`` outside a checkout."""
