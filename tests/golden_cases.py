@@ -251,12 +251,14 @@ def load(path: Path) -> dict:
 
 # ----------------------------------------------------------------------------------------- comparing
 def cpu_model() -> str:
-    """The CPU's model name (``provenance.cpu_model``; the platform's processor string elsewhere)."""
+    """The CPU as far as rounding goes (``provenance.cpu_fingerprint``: model name, family/model/stepping,
+    cache, torch's ISA); the platform's processor string off Linux."""
     import platform
 
+    from normrepro.provenance import cpu_fingerprint
     from normrepro.provenance import cpu_model as from_cpuinfo
 
-    return from_cpuinfo() or platform.processor() or platform.machine()
+    return cpu_fingerprint() if from_cpuinfo() else platform.processor() or platform.machine()
 
 
 def same_platform(expected: dict, actual: dict) -> bool:

@@ -23,6 +23,28 @@ def cpu_model() -> str:
     return ""
 
 
+def cpu_fingerprint() -> str:
+    """The CPU as far as floating-point results go: the model name, the vendor's family/model/stepping and
+    cache size from ``/proc/cpuinfo`` (virtual machines often report only a generic name such as "AMD EPYC"
+    for different processors, which round differently), and the vector ISA torch dispatches to."""
+    import torch
+
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("vendor_id", "cpu family", "model", "stepping", "cache size") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:
+                break  # the first processor's block is enough
+    except OSError:
+        pass
+    detail = ", ".join(f"{k} {v}" for k, v in fields.items())
+    isa = torch.backends.cpu.get_cpu_capability()
+    return f"{cpu_model()} ({detail + '; ' if detail else ''}torch {isa})"
+
+
 @functools.cache
 def git_sha() -> str:
     """HEAD's SHA, with ``-dirty`` when tracked files differ from it; ``unknown`` outside a checkout."""
