@@ -27,13 +27,13 @@ LAUNCH = $(if $(findstring hydra/launcher=,$(ARGS)),,$(if $(filter 1,$(JOBS)),th
 # syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
 reproduce-syncbn reproduce-syncbn_precision: LAUNCH = threads=1
 
-.PHONY: help venv venv-check demo test test-unit test-integration test-all test-browser browser-deps site site-screenshot lint data sync benchmark benchmark-own benchmark-rnn clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
+.PHONY: help venv venv-check demo test test-unit test-integration test-all test-browser browser-deps site site-screenshot lint data sync benchmark benchmark-own benchmark-rnn benchmark-precision clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
 
 help:
 	@sed -n 's/^#   //p' Makefile
 	@echo "experiments: $(EXPERIMENTS)"
-	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn test-all reproduce-all report-all clean-runs site site-screenshot browser-deps test-browser"
+	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn benchmark-precision test-all reproduce-all report-all clean-runs site site-screenshot browser-deps test-browser"
 
 # .venv must be this checkout's own. One copied or linked from another checkout imports that checkout's code
 # (its editable install points there), and installing into it would re-point the other checkout's venv: so
@@ -126,6 +126,10 @@ benchmark-own: $(STAMP)
 
 benchmark-rnn: $(STAMP)
 	$(PY) benchmarks/rnn_cells.py
+
+# the VGG CNN's training step in fp32 vs bf16 autocast, with and without channels_last: benchmarks/precision_results.md
+benchmark-precision: $(STAMP)
+	$(PY) benchmarks/precision.py
 
 clean-runs:
 	rm -rf runs

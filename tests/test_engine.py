@@ -114,6 +114,19 @@ def test_divergence_is_a_result_not_a_crash(engine_env):
     assert run(engine_env.cfg("norm=none", "optim.lr=1e6"), run_dir, "div") == summary
 
 
+def test_divergence_between_checks_is_placed_at_its_exact_step(engine_env):
+    """The loss is read back only every ``train.check_every`` steps (no host sync in between); a divergence
+    found at a later check is recorded at the step that diverged, with the same rows as a check every step."""
+    quiet = ("norm=none", "optim.lr=1e6", "train.log_every=12", "train.eval_every=12")
+    every = run(engine_env.cfg(*quiet, "train.check_every=1"), engine_env.tmp / "every", "every")
+    rarely = run(engine_env.cfg(*quiet, "train.check_every=12"), engine_env.tmp / "rarely", "rarely")
+    assert every["status"] == rarely["status"] == "diverged"
+    assert every["diverged_at"] == rarely["diverged_at"] < 12  # the only check of `rarely` was after step 12
+    rows = comparable(read_rows(rarely_dir := engine_env.tmp / "rarely"))
+    assert rows == comparable(read_rows(engine_env.tmp / "every"))
+    assert max(r["step"] for r in rows) == rarely["diverged_at"] and rarely_dir.joinpath("DONE").exists()
+
+
 def test_cnn_on_cifar_pngs_with_augmentation(engine_env):
     cfg = engine_env.cfg("model=vgg", "model.stages=[8,16]", "model.width_mult=1.0", "data.augment=true",
                          "train.batch_size=32", "probes.examples=32", data="cifar10")

@@ -22,7 +22,7 @@ CONFIG_DIR = os.environ.get("NORMREPRO_CONFIGS", str(Path(__file__).resolve().pa
 # the analysis blocks). The one list: the run-directory check (``result_config``) drops them, and every one a
 # user can override is in configs/train.yaml's ``override_dirname.exclude_keys`` (tests/test_layers.py).
 RESULT_NEUTRAL_KEYS = ("threads", "device", "paths", "logger", "data.root", "data.cache_dir",
-                       "train.progress_every_s", "train.ckpt_every", "train.discard_bad_checkpoint",
+                       "train.progress_every_s", "train.check_every", "train.ckpt_every", "train.discard_bad_checkpoint",
                        "train.allow_changed_conditions", "description", "claims", "plots", "derived", "paper",
                        "health", "deviations")
 
@@ -141,7 +141,13 @@ class TrainConfig:
     #   recomputed on this many training images (bn_mode precise@N; metric suffix _preciseN)
     bn_eval_test_batches: list[int] = field(default_factory=list)  # examples per test batch: normalize with
     #   each whole test batch's own statistics (bn_mode batch@n; metric suffix _batchN)
+    # fp32 | bf16: the forward passes under bfloat16 autocast (precision.py says what stays float32)
+    precision: str = "fp32"
+    channels_last: bool = False  # convolutional models: NHWC images and weights (oneDNN's fast layout)
     progress_every_s: float = 15.0  # seconds between progress lines
+    # Steps between checks that the training loss is finite: one host sync each, so none per step. Log,
+    # evaluation and checkpoint steps always check first; a divergence is recorded at its exact step.
+    check_every: int = 50
 
 
 @dataclass

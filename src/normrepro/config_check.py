@@ -25,6 +25,7 @@ def _choice_errors(cfg) -> list[str]:
     from normrepro.norms.registry import SYNC_IMPLS
     from normrepro.norms.weight_param import WEIGHT_PARAMS
     from normrepro.optim import OPTIMIZERS, SCHEDULES
+    from normrepro.precision import PRECISIONS
     from normrepro.rnn import CELLS, RECURRENT_INITS
 
     choices = {
@@ -35,6 +36,7 @@ def _choice_errors(cfg) -> list[str]:
         "optim.name": (cfg.optim.name, OPTIMIZERS),
         "optim.schedule.kind": (cfg.optim.schedule.kind, SCHEDULES),
         "scale.name": (cfg.scale.name, ("smoke", "cpu", "full")),
+        "train.precision": (cfg.train.precision, tuple(PRECISIONS)),
         "norm.sync_impl": (cfg.norm.sync_impl, SYNC_IMPLS), "dist.backend": (cfg.dist.backend, ("auto", "gloo", "nccl")),
         "model.cell": (cfg.model.cell, tuple(CELLS)), "model.recurrent_init": (cfg.model.recurrent_init, RECURRENT_INITS),
     }
@@ -42,12 +44,14 @@ def _choice_errors(cfg) -> list[str]:
               if value not in valid]
     positive = {"train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
                 "train.eval_every": cfg.train.eval_every, "train.log_every": cfg.train.log_every,
+                "train.check_every": cfg.train.check_every,
                 "optim.lr": cfg.optim.lr, "model.own_group_size": cfg.model.own_group_size,
                 "model.own_eps": cfg.model.own_eps, "optim.schedule.final_ratio": cfg.optim.schedule.final_ratio}
     return errors + [f"{key}={value} (must be > 0)" for key, value in positive.items() if not value > 0]
 
 
 BATCH_STATISTICS_KINDS = ("bn", "bn_manual", "bn_detached", "syncbn")  # statistics over the examples of a batch
+HAND_STATISTICS_KINDS = ("bn_manual", "bn_detached", "syncbn")  # statistics computed by this repository's code
 
 
 def _combination_errors(cfg) -> list[str]:
@@ -81,6 +85,12 @@ def _combination_errors(cfg) -> list[str]:
         errors.append(f"train.bn_eval_precise / train.bn_eval_test_batches need sizes >= 1, got {bad}")
     if cfg.model.arch in ("rnn", "char_rnn") and cfg.norm.kind != "none":
         errors.append(f"model.arch={cfg.model.arch} needs norm=none (model.cell chooses the recurrent normalization)")
+    if cfg.train.precision != "fp32" and (nc.kind in HAND_STATISTICS_KINDS or cfg.model.arch in ("rnn", "char_rnn")):
+        what = f"norm.kind={nc.kind}" if nc.kind in HAND_STATISTICS_KINDS else f"model.arch={cfg.model.arch}"
+        errors.append(f"train.precision={cfg.train.precision} needs BN whose statistics torch accumulates in float32; "
+                      f"{what} computes them by hand in the input's dtype: use train.precision=fp32")
+    if cfg.train.channels_last and cfg.model.arch not in ("vgg", "resnet"):
+        errors.append(f"train.channels_last applies to convolutional models (vgg, resnet), not {cfg.model.arch}")
     if cfg.model.arch == "char_rnn" and cfg.data.name != "ptb_char":
         errors.append("model.arch=char_rnn needs data=ptb_char")
     if cfg.data.name == "ptb_char" and cfg.model.arch != "char_rnn":

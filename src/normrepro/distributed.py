@@ -58,6 +58,12 @@ class DistContext:
         per = len(t) // self.world
         return t[self.rank * per:(self.rank + 1) * per]
 
+    def mean_over_ranks(self, values: torch.Tensor) -> torch.Tensor:
+        """The element-wise mean of ``values`` over the processes (non-finite anywhere stays non-finite)."""
+        total = values.detach().double().clone()
+        dist.all_reduce(total)
+        return total / self.world
+
     def all_finite(self, loss: torch.Tensor) -> tuple[bool, float]:
         """(every rank's loss is finite, the mean loss over ranks): one small all-reduce."""
         total = loss.detach().double().reshape(1).clone()

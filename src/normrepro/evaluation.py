@@ -16,14 +16,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from normrepro.norms import BATCH_NORM_TYPES
+from normrepro.precision import autocast
 from normrepro.store import evaluation_key
 
 
 class Evaluator:
-    def __init__(self, model: nn.Module, splits: dict, eval_batch_size: int, write):
+    def __init__(self, model: nn.Module, splits: dict, eval_batch_size: int, write, precision: str = "fp32"):
         """``splits``: name -> a split with ``x`` and ``y``; ``write(step, split, metric, value, **optional)``
-        logs one row."""
+        logs one row; ``precision``: the forward passes' (``precision.py``), as in training."""
         self.model, self.splits, self.eval_batch_size, self.write = model, splits, eval_batch_size, write
+        self.precision = precision
         self.has_bn = any(isinstance(m, BATCH_NORM_TYPES) for m in model.modules())
         self.last: dict[str, float] = {}
         self.best: dict[str, float] = {}
@@ -45,9 +47,12 @@ class Evaluator:
             n_used = len(y_all) - len(y_all) % batch_size if shuffle and len(y_all) >= batch_size else len(y_all)
             loss_sum, correct = 0.0, 0
             for x, y in zip(x_all[:n_used].split(batch_size), y_all[:n_used].split(batch_size)):
-                logits = self.model(x)
-                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-                correct += (logits.argmax(1) == y).sum().item()
+                with autocast(self.precision, x.device):
+                    logits = self.model(x)
+                # summed on the device: one host sync per split, not two per batch
+                loss_sum = loss_sum + F.cross_entropy(logits.float(), y, reduction="sum").double()
+                correct = correct + (logits.argmax(1) == y).sum()
+            loss_sum, correct = float(loss_sum), int(correct)
             n_targets = y_all[:n_used].numel()  # = examples, or characters for sequence targets (N, T)
             results = [("loss", loss_sum / n_targets), ("acc", correct / n_targets)]
             if y_all.dim() > 1:  # language modelling: bits per character

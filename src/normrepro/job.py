@@ -18,6 +18,7 @@ from normrepro.evaluation import Evaluator
 from normrepro.measure import build_instruments
 from normrepro.models import build_model
 from normrepro.optim import build_optimizer, build_schedule
+from normrepro.precision import use_channels_last
 from normrepro.provenance import environment
 from normrepro.seeding import derive_seed, generator
 from normrepro.store import MetricsWriter
@@ -71,25 +72,35 @@ def open_writer(cfg, rd, label: str, ckpt: dict | None, main_rank: bool) -> Metr
     return MetricsWriter(rd.metrics_file if main_rank else os.devnull, mirrors)
 
 
+def training_batches(cfg, splits, device, shard=None) -> TrainingBatches:
+    """The training batches of ``cfg``: the data order and the augmentation have their own seed streams (they
+    draw nothing from the global one), so the loop and the loop benchmark's bare baseline see the same data."""
+    order = BatchSchedule(splits.train.y, cfg.train.batch_size, cfg.data.order, derive_seed(cfg.seed, "order"))
+    augment = generator(cfg.seed, "augment", str(device)) if cfg.data.augment else None
+    return TrainingBatches(splits.train, order, augment, shard)
+
+
 def build_job(cfg, splits, writer: MetricsWriter, rd, label: str, ctx, threads: int, device) -> Job:
     """Model, optimizer, batches, evaluator and instruments, seeded by separate streams of ``cfg.seed``."""
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = build_model(cfg.model, cfg.norm, splits.input_shape, splits.num_classes).to(device)
+    if cfg.train.channels_last:
+        use_channels_last(model)
     # DDP averages the gradients across processes (and broadcasts rank 0's BN buffers at each forward)
     train_model = model if ctx is None else DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     schedule = build_schedule(optimizer, cfg.optim.schedule, cfg.train.steps)
-    order = BatchSchedule(splits.train.y, cfg.train.batch_size, cfg.data.order, derive_seed(cfg.seed, "order"))
+    batches = training_batches(cfg, splits, device, ctx.shard if ctx is not None else None)
+    order = batches.schedule
     torch.manual_seed(derive_seed(cfg.seed, "dropout"))  # the global stream now drives dropout only
-    augment = generator(cfg.seed, "augment", str(device)) if cfg.data.augment else None
-    batches = TrainingBatches(splits.train, order, augment, ctx.shard if ctx is not None else None)
     eval_splits = {"val": splits.val, "test": splits.test}
     if cfg.train.eval_train_examples:  # a fixed slice of the training set, in eval mode: the train-test gap
         n = cfg.train.eval_train_examples
         eval_splits["train_eval"] = type(splits.train)(splits.train.x[:n], splits.train.y[:n])
     evaluator = Evaluator(model, eval_splits, cfg.train.eval_batch_size,
-                          lambda step, *row, **opt: writer.write(step, step / order.steps_per_epoch, *row, **opt))
+                          lambda step, *row, **opt: writer.write(step, step / order.steps_per_epoch, *row, **opt),
+                          cfg.train.precision)
     instruments = build_instruments(cfg, model, splits, order)
     trainer = Trainer(cfg.train, model, optimizer, schedule, batches, evaluator, instruments, writer, rd, label,
                       grad_clip=cfg.optim.grad_clip, train_model=train_model, dist=ctx)

@@ -1,5 +1,5 @@
 """The training loop: SGD steps over in-memory batches, periodic evaluation, progress with ETA, divergence
-detection and checkpoints. Everything else a run measures is an instrument (``normrepro.measure``) called
+detection (every ``train.check_every`` steps, with no host synchronization in between) and checkpoints. Everything else a run measures is an instrument (``normrepro.measure``) called
 at the loop's hook points; every row goes through the ``MetricsWriter``."""
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from normrepro.measure import HOOKS, Context, overrides
+from normrepro.precision import autocast
+from normrepro.train_window import TrainingWindow
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class Trainer:
         self.elapsed_before = 0.0  # wall seconds of earlier attempts of a resumed run
         self.t_start = time.perf_counter()
         self.extra_state: dict = {}  # saved with each checkpoint (e.g. the wandb run id to resume)
-        self.window = _empty_window()  # training loss/accuracy since the last log row
+        self.window = TrainingWindow()  # training loss/accuracy since the last log row
 
     def write(self, step: int, split: str, metric: str, value: float, **optional) -> None:
         self.writer.write(step, step / self.batches.steps_per_epoch, split, metric, value, **optional)
@@ -61,12 +63,14 @@ class Trainer:
             log_now = (step + 1) % tc.log_every == 0 or step + 1 == tc.steps
             x, y, idx = self.batches.get(step)
             self._each("before_forward", step, idx, log_now)
-            logits = self.train_model(x)
-            loss = F.cross_entropy(logits, y)
-            finite, loss_value = self._finite(loss)
-            if not finite:
-                self.write(step + 1, "train", "loss", loss_value)
-                return self._diverged(step + 1, f"the training loss ({loss_value})")
+            with autocast(tc.precision, x.device):
+                logits = self.train_model(x)
+            loss = F.cross_entropy(logits.float(), y)  # the loss in float32 whatever the precision
+            self.window.add(loss, logits, y)
+            # before anything reads this step's gradients or writes rows: one host sync per check, not per step
+            if (log_now or self._check_due(step + 1)) and (bad := self.window.first_non_finite(self.dist)):
+                self.write(bad[0], "train", "loss", bad[1])
+                return self._diverged(bad[0], f"the training loss ({bad[1]})")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self._each("after_backward", step, log_now)
@@ -77,7 +81,9 @@ class Trainer:
             self._each("after_update", step, log_now)
             self.schedule.step()
             step += 1
-            self._accumulate(loss, logits, y, time.perf_counter() - t0)
+            seconds = time.perf_counter() - t0
+            self.window.add_time(seconds)
+            self.train_time += seconds
             if log_now:
                 self._log_train(step)
                 self._each("on_log", step)
@@ -91,21 +97,12 @@ class Trainer:
         self._each("at_end", step)
         return {"status": "done", "diverged_at": None}
 
-    def _finite(self, loss: torch.Tensor) -> tuple[bool, float]:
-        if self.dist is not None:
-            return self.dist.all_finite(loss)
-        value = loss.item()  # one host sync per step
-        return math.isfinite(value), value
-
-    def _accumulate(self, loss, logits, y, seconds: float) -> None:
-        acc = self.window
-        with torch.no_grad():
-            acc["loss"] += loss.detach().double()
-            acc["correct"] += (logits.argmax(1) == y).sum()
-        acc["seen"] += y.numel()
-        acc["steps"] += 1
-        acc["time"] += seconds
-        self.train_time += seconds
+    def _check_due(self, step: int) -> bool:
+        """Whether the losses are checked after ``step`` steps: every ``check_every`` steps, and before an
+        evaluation, a checkpoint or the end reads the model."""
+        tc = self.tc
+        return (step % tc.check_every == 0 or step % tc.eval_every == 0 or step == tc.steps
+                or bool(tc.ckpt_every and step % tc.ckpt_every == 0))
 
     @torch.no_grad()
     def evaluate(self, step: int) -> bool:
@@ -131,12 +128,12 @@ class Trainer:
         return bad
 
     def _log_train(self, step: int) -> None:
-        acc = self.window
-        self.write(step, "train", "loss", acc["loss"].item() / acc["steps"])
-        self.write(step, "train", "acc", acc["correct"].item() / acc["seen"])
+        loss, acc, samples_per_s = self.window.rows()
+        self.write(step, "train", "loss", loss)
+        self.write(step, "train", "acc", acc)
         self.write(step, "train", "lr", self.optimizer.param_groups[0]["lr"])
-        self.write(step, "train", "samples_per_s", acc["seen"] / max(acc["time"], 1e-9))
-        self.window = _empty_window()
+        self.write(step, "train", "samples_per_s", samples_per_s)
+        self.window = TrainingWindow(start=step)
 
     def _diverged(self, step: int, what: str) -> dict:
         log.warning("[%s] %s became non-finite at step %d: stopping, status=diverged", self.label, what, step)
@@ -156,7 +153,7 @@ class Trainer:
                 "schedule": self.schedule.state_dict(), "torch_rng": torch.get_rng_state(),
                 "aug_rng": self.batches.augment.get_state() if self.batches.augment is not None else None,
                 "train_time": self.train_time, "evaluator": self.evaluator.state(),
-                "wall_time_s": self.wall_time(), "window": self.window,
+                "wall_time_s": self.wall_time(), "window": self.window.fold(), "window_start": self.window.start,
                 "instruments": {i.name: i.state() for i in self.instruments}, **self.extra_state}
 
     def wall_time(self) -> float:
@@ -176,15 +173,10 @@ class Trainer:
         self.train_time = ckpt["train_time"]
         self.evaluator.load_state(ckpt["evaluator"])
         self.elapsed_before = ckpt["wall_time_s"]
-        self.window = ckpt["window"]
+        self.window = TrainingWindow(ckpt.get("window_start", ckpt["step"] - ckpt["window"]["steps"]), ckpt["window"])
         for inst in self.instruments:
             inst.load_state(ckpt["instruments"].get(inst.name))
         return ckpt["step"]
-
-
-def _empty_window() -> dict:
-    return {"loss": torch.zeros((), dtype=torch.float64), "correct": torch.zeros((), dtype=torch.int64),
-            "seen": 0, "steps": 0, "time": 0.0}
 
 
 def _hms(seconds: float) -> str:

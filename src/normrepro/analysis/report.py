@@ -18,7 +18,7 @@ SETUP_KEYS = ("data.name", "data.train_limit", "data.order", "data.augment", "mo
               "model.init", "model.init_std", "norm.kind", "optim.name", "optim.lr", "optim.momentum",
               "optim.schedule.kind", "optim.grad_clip", "train.steps", "train.batch_size", "train.eval_every",
               "model.cell", "model.hidden", "model.pixels_per_step", "model.permute", "model.h0_noise",
-              "model.gamma_init", "model.recurrent_init", "data.seq_len")
+              "model.gamma_init", "model.recurrent_init", "data.seq_len", "train.precision", "train.channels_last")
 # architecture-specific keys, shown only for their architectures
 _RNN = ("rnn", "char_rnn")
 ARCH_KEYS = {"model.widths": ("mlp",), "model.stages": ("vgg",), "model.width_mult": ("vgg",),
@@ -26,7 +26,7 @@ ARCH_KEYS = {"model.widths": ("mlp",), "model.stages": ("vgg",), "model.width_mu
              "model.gamma_init": _RNN, "model.recurrent_init": _RNN, "model.pixels_per_step": ("rnn",),
              "model.permute": ("rnn",), "data.seq_len": ("char_rnn",), "model.activation": ("mlp", "vgg", "resnet"),
              "model.placement": ("mlp", "vgg", "resnet"), "model.init": ("mlp", "vgg", "resnet"),
-             "model.init_std": ("mlp", "vgg", "resnet")}
+             "model.init_std": ("mlp", "vgg", "resnet"), "train.channels_last": ("vgg", "resnet")}
 
 
 def _fmt(v) -> str:

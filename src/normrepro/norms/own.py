@@ -88,7 +88,9 @@ class OrthogonalWeight(nn.Module):
         self.eps, self.scale = float(eps), float(scale)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        w = orthonormal_rows(v.reshape(v.shape[0], -1), self.group_size, self.eps)
+        with torch.autocast(v.device.type, enabled=False):  # the eigendecomposition in float32 in a bf16 forward
+            v = v.to(torch.promote_types(v.dtype, torch.float32))  # at least float32 (float64 stays)
+            w = orthonormal_rows(v.reshape(v.shape[0], -1), self.group_size, self.eps)
         return (w * self.scale).reshape(v.shape)
 
     def extra_repr(self) -> str:
