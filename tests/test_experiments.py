@@ -58,7 +58,7 @@ def smoke_overrides(exp: str) -> list[str]:
         for value in str(params.get(group, "")).split(","):
             if value.strip():
                 names.add(compose_cfg([f"experiment={exp}", "scale=smoke", f"{group}={value.strip()}"]).data.name)
-    assert names <= {"mnist", "cifar10", "digits", "ptb_char"}, names
+    assert names <= {"mnist", "cifar10", "digits", "ptb_char", "mnist1d"}, names
     return (["threads=1"] + ([f"data.val_size={FAKE_VAL_SIZE}"] if names & {"mnist", "cifar10"} else [])
             + FAKE_DATA_OVERRIDES.get(exp, []))
 

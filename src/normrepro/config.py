@@ -29,7 +29,7 @@ RESULT_NEUTRAL_KEYS = ("threads", "device", "paths", "logger", "data.root", "dat
 
 @dataclass
 class DataConfig:
-    name: str = "mnist"  # mnist | cifar10 | digits | ptb_char (character-level Penn Treebank windows)
+    name: str = "mnist"  # mnist | cifar10 | digits | mnist1d (generated) | ptb_char (character-level Penn Treebank)
     root: str = "${oc.env:NORMREPRO_DATA,data}"  # folder with MNIST/raw, cifar10/ or cifar-10-batches-py/
     cache_dir: str = "${oc.env:NORMREPRO_CACHE,.cache/normrepro}"  # decoded uint8 tensors, one file per set
     val_size: int = 5000  # examples carved from the official train split (fixed permutation)
@@ -52,6 +52,11 @@ class ModelConfig:
     init_std: float = 0.01  # std of the `normal` init
     # mlp
     widths: list[int] = field(default_factory=lambda: [100, 100, 100])  # hidden units per layer
+    # A parameter budget instead of widths: `hidden_layers` layers of the one uniform width whose parameter
+    # count (weights, biases, norm gamma/beta, head) is closest to it, within 2% (models/param_budget.py);
+    # needs widths: [] (so no width is shown that is not used). 0 = off.
+    param_budget: int = 0  # parameters
+    hidden_layers: int = 1  # layers, used with param_budget only
     rescale_k: float = 1.0  # after init, multiply hidden layer `rescale_layer` by k and the next layer by 1/k
     rescale_layer: int = 1  # (1-based): the same network function, another parameterization ([S0])
     dropout_input: float = 0.0  # probability

@@ -91,6 +91,12 @@ def _combination_errors(cfg) -> list[str]:
                       f"{what} computes them by hand in the input's dtype: use train.precision=fp32")
     if cfg.train.channels_last and cfg.model.arch not in ("vgg", "resnet"):
         errors.append(f"train.channels_last applies to convolutional models (vgg, resnet), not {cfg.model.arch}")
+    m = cfg.model
+    if m.param_budget and (m.arch != "mlp" or m.widths or m.hidden_layers < 1 or m.weight_param != "none"
+                           or m.param_budget < 0):
+        errors.append(f"model.param_budget={m.param_budget} needs model.arch=mlp, model.widths=[] (the width is "
+                      f"solved), model.hidden_layers >= 1 and model.weight_param=none (got {m.arch}, "
+                      f"{list(m.widths)}, {m.hidden_layers}, {m.weight_param})")
     if cfg.model.arch == "char_rnn" and cfg.data.name != "ptb_char":
         errors.append("model.arch=char_rnn needs data=ptb_char")
     if cfg.data.name == "ptb_char" and cfg.model.arch != "char_rnn":

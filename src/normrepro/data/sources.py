@@ -5,9 +5,13 @@
 - CIFAR-10: either torchvision's python batches (`<root>/cifar-10-batches-py`) or the PNG class-folder
   tree (`<root>/cifar10/{train,test}/<class>/*.png`); the class folders sort into the label order.
 - digits: scikit-learn's bundled 8x8 digits (no download), returned as one pool.
+- MNIST-1D (Greydanus 2020): generated here, offline, by the `mnist1d` package's own procedure
+  (`mnist1d.data.make_dataset`) from its default arguments and seed; its templates are built in code,
+  so nothing is downloaded.
 
-Images come back as uint8 [N, C, H, W] and labels as int64 [N]. Decoding is slow only for the
-CIFAR PNGs; `cache.py` runs these once and keeps the result.
+Images come back as uint8 [N, C, H, W] and labels as int64 [N]; MNIST-1D, a real-valued signal, comes
+back as float32 [N, 1, 1, 40]. Decoding is slow only for the CIFAR PNGs; `cache.py` runs these once
+and keeps the result.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import CorruptDataset, DatasetNotFound, UnsafePickle
 from .safe_pickle import load_restricted
 
-NAMES = ("mnist", "cifar10", "digits")
+NAMES = ("mnist", "cifar10", "digits", "mnist1d")
 
 _MNIST_STEMS = {
     "x_train": "train-images-idx3-ubyte",
@@ -230,13 +234,58 @@ def read_digits() -> tuple[np.ndarray, np.ndarray]:
     return x, bunch.target.astype(np.int64)
 
 
+# --------------------------------------------------------------------------------------- MNIST-1D
+
+
+def mnist1d_version() -> str:
+    """The installed mnist1d package's version (its generator is the source: it goes into the cache key)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mnist1d")
+    except PackageNotFoundError as err:
+        raise DatasetNotFound("MNIST-1D generator (the mnist1d package)", "this Python environment",
+                              fix="pip install mnist1d (pinned in pyproject.toml)") from err
+
+
+def read_mnist1d(num_samples: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train [N,1,1,40] float32, y_train [N] int64, x_test, y_test) of MNIST-1D, generated here.
+
+    The package's defaults: 5000 examples (500 per class), 80% train (4000 / 1000), sequences of length
+    40, seed 42. `num_samples` overrides only the example count (tests make a tiny set). The package seeds
+    numpy's and random's global generators; their states are restored afterwards so generating the data
+    does not change any other stream of the run.
+    """
+    import random
+
+    mnist1d_version()  # one line naming the fix if the package is missing
+    from mnist1d.data import get_dataset_args, make_dataset  # here: it imports matplotlib (slow)
+
+    args = get_dataset_args()
+    if num_samples is not None:
+        args.num_samples = num_samples
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)  # never get_dataset: that one downloads the authors' pickle
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    length = args.final_seq_length
+
+    def signals(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=np.float32).reshape(-1, 1, 1, length)
+
+    return (signals(data["x"]), np.asarray(data["y"], dtype=np.int64),
+            signals(data["x_test"]), np.asarray(data["y_test"], dtype=np.int64))
+
+
 # ------------------------------------------------------------------------------------- dispatch
 
 
 def source_files(name: str, root: str | Path) -> list[str]:
     """The files a dataset is decoded from, as posix paths relative to root (for cache fingerprints).
 
-    Empty for digits, which ships inside scikit-learn. Raises DatasetNotFound if any is missing.
+    Empty for digits (ships inside scikit-learn) and MNIST-1D (generated in code). Raises DatasetNotFound if any is missing.
     """
     _check_name(name)
     if name == "mnist":
@@ -252,7 +301,7 @@ def read_source(name: str, root: str | Path) -> Arrays:
     if name == "digits":
         x, y = read_digits()
         return {"x": x, "y": y}
-    reader = read_mnist if name == "mnist" else read_cifar10
+    reader = {"mnist": read_mnist, "cifar10": read_cifar10, "mnist1d": lambda _root: read_mnist1d()}[name]
     return dict(zip(("x_train", "y_train", "x_test", "y_test"), reader(root)))
 
 

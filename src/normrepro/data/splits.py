@@ -23,7 +23,7 @@ DIGITS_TEST_SEED = 0
 # is stored class by class, so its first N test images would all be airplanes.
 TEST_SUBSET_SEED = 0
 
-NUM_CLASSES = {"mnist": 10, "cifar10": 10, "digits": 10}
+NUM_CLASSES = {"mnist": 10, "cifar10": 10, "digits": 10, "mnist1d": 10}
 
 
 @dataclass
@@ -66,7 +66,7 @@ def load_splits(
     standardize: bool = True,
     device: str = "cpu",
 ) -> Splits:
-    """Load `name` (one of mnist, cifar10, digits) from `root` and split it.
+    """Load `name` (one of mnist, cifar10, digits, mnist1d) from `root` and split it.
 
     val: the first `val_size` examples of a permutation of the official train split drawn from
     torch.Generator().manual_seed(split_seed); train: the rest, in permutation order, cut to the
@@ -130,8 +130,12 @@ def _channel_stats(x_u8: torch.Tensor) -> tuple[list[float], list[float]]:
     """Exact per-channel mean and (population) std in [0, 1] units, from uint8 pixel histograms.
 
     Counting the 256 values per channel is exact and needs no float copy of the data
-    (a float64 copy of the CIFAR train split would be ~1 GB).
+    (a float64 copy of the CIFAR train split would be ~1 GB). A real-valued source (MNIST-1D's
+    float signals, small) is averaged directly, in its own units.
     """
+    if x_u8.is_floating_point():
+        x64 = x_u8.to(torch.float64).transpose(0, 1).reshape(x_u8.shape[1], -1)
+        return x64.mean(1).tolist(), x64.std(1, correction=0).tolist()
     values = torch.arange(256, dtype=torch.float64) / 255.0
     means, stds = [], []
     for c in range(x_u8.shape[1]):
@@ -145,9 +149,10 @@ def _channel_stats(x_u8: torch.Tensor) -> tuple[list[float], list[float]]:
 
 
 def _to_float(x_u8: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 -> float32 in [0, 1], then (x - mean) / std per channel, in place to save memory."""
+    """uint8 -> float32 in [0, 1] (a float source keeps its units), then (x - mean) / std per channel, in
+    place to save memory."""
     shape = (1, -1, 1, 1)
-    x = x_u8.to(torch.float32).div_(255.0)
+    x = x_u8.to(torch.float32, copy=True) if x_u8.is_floating_point() else x_u8.to(torch.float32).div_(255.0)
     return x.sub_(torch.tensor(mean, dtype=torch.float32).view(shape)).div_(
         torch.tensor(std, dtype=torch.float32).view(shape)
     )

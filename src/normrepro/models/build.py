@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 from normrepro.errors import ConfigError
 from normrepro.models.common import init_weights
 from normrepro.models.mlp import MLP
+from normrepro.models.param_budget import width_for_budget
 from normrepro.models.resnet import ResNet
 from normrepro.models.rnn import CharLanguageModel, SequenceClassifier
 from normrepro.models.vgg import VGG
@@ -18,8 +20,23 @@ from normrepro.norms.weight_param import apply_weight_param
 
 
 def _mlp(m, norm, input_shape, num_classes):
-    return MLP(input_shape, num_classes, list(m.widths), m.activation, m.placement, norm, m.dropout_input,
-               m.dropout_hidden, m.bias)
+    return MLP(input_shape, num_classes, mlp_widths(m, norm, input_shape, num_classes), m.activation, m.placement,
+               norm, m.dropout_input, m.dropout_hidden, m.bias)
+
+
+def mlp_widths(m, norm, input_shape, num_classes) -> list[int]:
+    """``model.widths``, or with ``model.param_budget`` > 0, ``model.hidden_layers`` layers of the uniform width
+    whose parameter count is closest to the budget (models/param_budget.py; the run's summary.json records
+    the count it got as ``params``)."""
+    if not m.param_budget:
+        return list(m.widths)
+    probe = 16  # a norm's parameters per unit, counted on a small instance (gamma and beta: 2; none: 0)
+    per_unit = int(m.bias) + sum(p.numel() for p in norm(probe, 0).parameters()) // probe
+    try:
+        width = width_for_budget(m.param_budget, m.hidden_layers, math.prod(input_shape), num_classes, per_unit)
+    except ValueError as err:
+        raise ConfigError(f"model.param_budget={m.param_budget}: {err}") from err
+    return [width] * m.hidden_layers
 
 
 def _vgg(m, norm, input_shape, num_classes):
