@@ -94,6 +94,10 @@ INSTRUMENT_CASES: dict[str, tuple[str, list[str]]] = {
         "model.cell=bn_lstm", "probes.hidden_grad_norms=true", "train.eval_shared_stats=true",
         "train.eval_batch_stats=true", "train.eval_train_examples=16", "optim=adam", "optim.lr=0.002",
         "optim.schedule.kind=cosine"]),
+    # the toy problems at step 0 (ravine quadratics, deep-linear saddle), Adagrad
+    "instr-mlp-toys-adagrad": ("mlp", [
+        "norm=none", "optim=adagrad", "probes.ravine.enabled=true", "probes.ravine.kappas=[10.0,100.0]",
+        "probes.saddle.enabled=true", "probes.saddle.max_steps=200"]),
     # divergence is a result: the rows up to the non-finite loss; probes and gradient norms off
     "instr-mlp-diverges": ("mlp", [
         "norm=none", "optim.lr=1e6", "probes.enabled=false", "probes.grad_norms=false"]),

@@ -76,7 +76,7 @@ class ModelConfig:
     own_scale: float = 1.4142135623730951  # W = scale * orthonormal rows; sqrt(2) = He init's row norm (ReLU)
     # rnn / char_rnn (normrepro.rnn; norm.kind must be none: the cell chooses the normalization and uses
     # norm.eps and norm.momentum_pytorch)
-    cell: str = "lstm"  # lstm | bn_sum | bn_input | bn_lstm | ln_lstm | bn_tanh_rnn
+    cell: str = "lstm"  # lstm | bn_sum | bn_input | bn_lstm | ln_lstm | bn_tanh_rnn | tanh_rnn
     hidden: int = 100  # units of the recurrent cell
     pixels_per_step: int = 1  # rnn: pixels read per step (1 = [C]'s T = 784 on MNIST)
     permute: bool = False  # rnn: a fixed random pixel permutation (pMNIST)
@@ -111,7 +111,7 @@ class ScheduleConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd | adam | rmsprop
+    name: str = "sgd"  # sgd | adam | rmsprop | adagrad
     lr: float = 0.1  # base learning rate
     lr_mult: float = 1.0  # the LR used is lr * lr_mult ([BN] 4.2.1's "x5", "x30" sweeps keep lr as the base)
     momentum: float = 0.0  # sgd and rmsprop
@@ -119,8 +119,8 @@ class OptimConfig:
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam
     alpha: float = 0.99  # rmsprop smoothing constant
-    eps: float = 1e-8  # adam / rmsprop
-    grad_clip: float | None = None  # max global gradient L2 norm; null = no clipping
+    eps: float = 1e-8  # adam / rmsprop / adagrad
+    grad_clip: float | None = None  # max global gradient L2 norm; null (or 0) = no clipping
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
@@ -156,6 +156,31 @@ class TrainConfig:
 
 
 @dataclass
+class RavineConfig:
+    """probes.ravine: GD vs heavy ball on ill-conditioned quadratics at step 0 (toys/quadratic.py)."""
+    enabled: bool = False
+    kappas: list[float] = field(default_factory=lambda: [10.0, 100.0, 1000.0, 10000.0])  # condition numbers L/mu
+    dim: int = 32  # dimensions of the quadratic
+    tol: float = 1e-6  # relative distance to the minimum ||x_t|| / ||x_0|| that counts as converged
+    max_steps: int = 1000000  # steps before giving up (then steps_to_tol = max_steps)
+
+
+@dataclass
+class SaddleConfig:
+    """probes.saddle: a deep linear net from a small init, full-batch GD vs SGD, at step 0 (toys/deep_linear.py)."""
+    enabled: bool = False
+    dim: int = 10  # input = hidden = output units
+    depth: int = 3  # weight matrices
+    singular_values: list[float] = field(default_factory=lambda: [3.0, 2.0, 1.0])  # of the teacher map
+    examples: int = 512  # training examples (x ~ N(0, I))
+    init_std: float = 0.01  # std of every initial weight entry
+    lr: float = 0.05  # the same step for GD and SGD
+    batch: int = 8  # examples per SGD step (drawn with replacement)
+    escape_frac: float = 0.5  # escaped: full-batch loss <= this fraction of its initial value
+    max_steps: int = 20000
+
+
+@dataclass
 class ProbeConfig:
     enabled: bool = True
     examples: int = 1000  # fixed validation examples the probes look at
@@ -167,6 +192,8 @@ class ProbeConfig:
     scale_check: bool = False  # measure BN(aWu) = BN(Wu) and the 1/a gradient at step 0 ([BN] 3.3)
     hidden_grad_norms: bool = False  # recurrent models: ||dL/dh_t|| for every step t at step 0 ([C] Fig. 1a)
     stuck_epochs: int = 0  # track, over the last N epochs, which (example, unit) ReLU outputs were always 0
+    ravine: RavineConfig = field(default_factory=RavineConfig)
+    saddle: SaddleConfig = field(default_factory=SaddleConfig)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Optimizers (SGD with optional momentum, Adam, RMSProp) and learning-rate schedules from config."""
+"""Optimizers (SGD with optional momentum, Adam, RMSProp, Adagrad) and learning-rate schedules from config."""
 
 from __future__ import annotations
 
@@ -22,8 +22,13 @@ def _rmsprop(params, lr, cfg):
                                weight_decay=cfg.weight_decay)
 
 
+def _adagrad(params, lr, cfg):
+    # Duchi et al. 2011: each coordinate's step is lr / (sqrt(sum of its squared gradients) + eps)
+    return torch.optim.Adagrad(params, lr=lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+
 # optim.name -> builder(params, lr, optim config)
-OPTIMIZERS = {"sgd": _sgd, "adam": _adam, "rmsprop": _rmsprop}
+OPTIMIZERS = {"sgd": _sgd, "adam": _adam, "rmsprop": _rmsprop, "adagrad": _adagrad}
 
 # optim.schedule.kind -> factor(step, schedule config, total steps): the multiplier of the base LR
 SCHEDULES = {

@@ -49,6 +49,11 @@ METRICS = {
     "frac_active": "fraction of nonlinearity outputs that are non-zero (ReLU activity)",
     "frac_stuck_zero": "fraction of (training example, ReLU unit) pairs whose output was 0 every time the "
                        "example was seen in the tracked last epochs ([S0]'s shuffling mechanism)",
+    "steps_to_tol": "steps until ||x_t - x*|| <= tol ||x_0 - x*|| on a quadratic (layer = method, unit = its "
+                    "condition number kappa; probes.ravine)",
+    "ravine_slope": "least-squares slope of log(steps_to_tol) against log(kappa) (1: steps ~ kappa; 1/2: ~ sqrt kappa)",
+    "saddle_escape_steps": "steps until a deep linear net's full-batch loss falls to a fraction of its initial "
+                           "value from a small init (layer = gd | sgd; probes.saddle)",
     "frac_zero": "fraction of (training example, ReLU unit) outputs that were 0 over the tracked epochs",
 }
 

@@ -16,15 +16,17 @@ from normrepro.measure.dynamics import Dynamics
 from normrepro.measure.grad_norms import GradNorms
 from normrepro.measure.hidden_grads import HiddenGradNorms
 from normrepro.measure.orthogonality import Orthogonality
+from normrepro.measure.ravine import Ravine
+from normrepro.measure.saddle import Saddle
 from normrepro.measure.scale_check import ScaleCheck
 from normrepro.measure.stuck_units import StuckUnits
 
 # The order is the order in which the hooks of one point run (and so the order of their rows): step-0
-# measurements, log-step gradients before the dynamics, extra BN evaluations before the probes, BN's
-# test-time statistics before the stuck-unit counts.
+# measurements (the toy problems among them), log-step gradients before the dynamics, extra BN evaluations
+# before the probes, BN's test-time statistics before the stuck-unit counts.
 INSTRUMENTS: dict[str, type[Instrument]] = {cls.name: cls for cls in (
-    HiddenGradNorms, ScaleCheck, GradNorms, Dynamics, BNEvalModes, ActivationProbes, Orthogonality,
-    BNTestStatistics, StuckUnits)}
+    HiddenGradNorms, ScaleCheck, Ravine, Saddle, GradNorms, Dynamics, BNEvalModes, ActivationProbes,
+    Orthogonality, BNTestStatistics, StuckUnits)}
 
 
 def build_instruments(cfg, model, splits, batches) -> list[Instrument]:

@@ -6,7 +6,8 @@ max_steps, **options)``.
 - ``bn_input``    [L] W_h h + BN(W_x x) + b (``bn_input.py``);
 - ``bn_lstm``     [C] BN-LSTM (``bn_lstm.py``);
 - ``ln_lstm``     [LN] LN-LSTM (``ln_lstm.py``);
-- ``bn_tanh_rnn`` [C] Fig. 1a's BN tanh RNN (``bn_tanh_rnn.py``).
+- ``bn_tanh_rnn`` [C] Fig. 1a's BN tanh RNN (``bn_tanh_rnn.py``);
+- ``tanh_rnn``    the plain tanh RNN (``tanh_rnn.py``), checked against ``nn.RNN``.
 """
 
 from normrepro.rnn.base import RECURRENT_INITS, RecurrentCell
@@ -16,9 +17,10 @@ from normrepro.rnn.bn_sum import BNSumLSTMCell
 from normrepro.rnn.bn_tanh_rnn import BNTanhRNNCell
 from normrepro.rnn.ln_lstm import LNLSTMCell
 from normrepro.rnn.lstm import LSTMCell
+from normrepro.rnn.tanh_rnn import TanhRNNCell
 
 CELLS = {"lstm": LSTMCell, "bn_sum": BNSumLSTMCell, "bn_input": BNInputLSTMCell, "bn_lstm": BNLSTMCell,
-         "ln_lstm": LNLSTMCell, "bn_tanh_rnn": BNTanhRNNCell}
+         "ln_lstm": LNLSTMCell, "bn_tanh_rnn": BNTanhRNNCell, "tanh_rnn": TanhRNNCell}
 
 
 def make_cell(kind: str, input_size: int, hidden: int, max_steps: int, **options) -> RecurrentCell:
