@@ -49,6 +49,13 @@ METRICS = {
     "frac_active": "fraction of nonlinearity outputs that are non-zero (ReLU activity)",
     "frac_stuck_zero": "fraction of (training example, ReLU unit) pairs whose output was 0 every time the "
                        "example was seen in the tracked last epochs ([S0]'s shuffling mechanism)",
+    "layer_preact_std": "std over all (example, unit) entries of a hidden layer's nonlinearity input "
+                        "(layer = 1.. from the input; He et al. 2015's y_l)",
+    "layer_act_std": "std over all (example, unit) entries of a hidden layer's nonlinearity output",
+    "layer_grad_std": "std over all entries of dC/d(nonlinearity input), C the summed cross-entropy "
+                      "(the back-propagated gradient; Glorot & Bengio 2010 Sec. 4.2)",
+    "weight_rank": "numerical rank of a Linear weight (singular values above 1e-4 of the largest; layer names it)",
+    "weight_sv_ratio": "sigma_2 / sigma_1 of a Linear weight (0 when rank 1; layer names it)",
     "frac_zero": "fraction of (training example, ReLU unit) outputs that were 0 over the tracked epochs",
 }
 

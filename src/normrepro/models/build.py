@@ -18,7 +18,8 @@ from normrepro.norms.weight_param import apply_weight_param
 
 
 def _mlp(m, norm, input_shape, num_classes):
-    return MLP(input_shape, num_classes, list(m.widths), m.activation, m.placement, norm, m.dropout_input,
+    widths = [m.widths[0]] * m.mlp_depth if m.mlp_depth > 0 else list(m.widths)
+    return MLP(input_shape, num_classes, widths, m.activation, m.placement, norm, m.dropout_input,
                m.dropout_hidden, m.bias)
 
 
@@ -47,7 +48,7 @@ def build_model(model_cfg, norm_cfg, input_shape: tuple[int, ...], num_classes: 
     if m.arch not in FEED_FORWARD:
         raise ValueError(f"unknown model.arch {m.arch!r}; valid: {', '.join(ARCHS)}")
     net = FEED_FORWARD[m.arch](m, partial(_norm_for, norm_cfg), input_shape, num_classes)
-    init_weights(net, m.init, m.init_std)
+    init_weights(net, m.init, m.init_std, m.activation)
     if m.rescale_k != 1.0:
         rescale(net, m.rescale_layer, m.rescale_k)
     # after init: OWN's proxy V / WN's direction v start from the configured initial weights
