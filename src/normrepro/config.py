@@ -45,11 +45,13 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     arch: str = "mlp"  # mlp | vgg | resnet | rnn (sequential MNIST) | char_rnn (character language model)
-    activation: str = "relu"  # relu | sigmoid | tanh
+    activation: str = "relu"  # relu | sigmoid | tanh | linear (identity: a deep linear network)
     placement: str = "before_act"  # where the norm sits: before_act (after the matmul) | after_act
     bias: bool = True  # bias of the layer feeding a norm (redundant under BN: see scale_invariance)
-    init: str = "default"  # default (torch) | normal (N(0, init_std^2)) | xavier | kaiming | orthogonal
-    init_std: float = 0.01  # std of the `normal` init
+    # default (torch) | normal (N(0, init_std^2)) | xavier | kaiming | orthogonal (gain sqrt(2)) |
+    # orthogonal_act (the activation's gain) | constant (every weight = init_std) | uniform_naive (U(+-1/sqrt(fan_in)))
+    init: str = "default"
+    init_std: float = 0.01  # std of the `normal` init; the value of the `constant` init
     # mlp
     widths: list[int] = field(default_factory=lambda: [100, 100, 100])  # hidden units per layer
     # A parameter budget instead of widths: `hidden_layers` layers of the one uniform width whose parameter
@@ -57,6 +59,7 @@ class ModelConfig:
     # needs widths: [] (so no width is shown that is not used). 0 = off.
     param_budget: int = 0  # parameters
     hidden_layers: int = 1  # layers, used with param_budget only
+    mlp_depth: int = 0  # > 0: that many hidden layers of widths[0] units each (a sweepable depth); 0: widths
     rescale_k: float = 1.0  # after init, multiply hidden layer `rescale_layer` by k and the next layer by 1/k
     rescale_layer: int = 1  # (1-based): the same network function, another parameterization ([S0])
     dropout_input: float = 0.0  # probability
@@ -191,6 +194,8 @@ class ProbeConfig:
     orthogonality: bool = False  # mean |W W^T - I| per layer and group at each evaluation (OWN's property)
     scale_check: bool = False  # measure BN(aWu) = BN(Wu) and the 1/a gradient at step 0 ([BN] 3.3)
     hidden_grad_norms: bool = False  # recurrent models: ||dL/dh_t|| for every step t at step 0 ([C] Fig. 1a)
+    layer_stats: bool = False  # per hidden layer: std of pre-activations, activations, dL/d(pre-activation)
+    weight_rank: bool = False  # numerical rank and sigma_2 / sigma_1 of every Linear weight at each evaluation
     stuck_epochs: int = 0  # track, over the last N epochs, which (example, unit) ReLU outputs were always 0
     ravine: RavineConfig = field(default_factory=RavineConfig)
     saddle: SaddleConfig = field(default_factory=SaddleConfig)

@@ -54,6 +54,13 @@ METRICS = {
     "ravine_slope": "least-squares slope of log(steps_to_tol) against log(kappa) (1: steps ~ kappa; 1/2: ~ sqrt kappa)",
     "saddle_escape_steps": "steps until a deep linear net's full-batch loss falls to a fraction of its initial "
                            "value from a small init (layer = gd | sgd; probes.saddle)",
+    "layer_preact_std": "std over all (example, unit) entries of a hidden layer's nonlinearity input "
+                        "(layer = 1.. from the input; He et al. 2015's y_l)",
+    "layer_act_std": "std over all (example, unit) entries of a hidden layer's nonlinearity output",
+    "layer_grad_std": "std over all entries of dC/d(nonlinearity input), C the summed cross-entropy "
+                      "(the back-propagated gradient; Glorot & Bengio 2010 Sec. 4.2)",
+    "weight_rank": "numerical rank of a Linear weight (singular values above 1e-4 of the largest; layer names it)",
+    "weight_sv_ratio": "sigma_2 / sigma_1 of a Linear weight (0 when rank 1; layer names it)",
     "frac_zero": "fraction of (training example, ReLU unit) outputs that were 0 over the tracked epochs",
 }
 

@@ -15,18 +15,20 @@ from normrepro.measure.bn_test_statistics import BNTestStatistics
 from normrepro.measure.dynamics import Dynamics
 from normrepro.measure.grad_norms import GradNorms
 from normrepro.measure.hidden_grads import HiddenGradNorms
+from normrepro.measure.layer_stats import LayerStats
 from normrepro.measure.orthogonality import Orthogonality
 from normrepro.measure.ravine import Ravine
 from normrepro.measure.saddle import Saddle
 from normrepro.measure.scale_check import ScaleCheck
 from normrepro.measure.stuck_units import StuckUnits
+from normrepro.measure.weight_rank import WeightRank
 
 # The order is the order in which the hooks of one point run (and so the order of their rows): step-0
 # measurements (the toy problems among them), log-step gradients before the dynamics, extra BN evaluations
 # before the probes, BN's test-time statistics before the stuck-unit counts.
 INSTRUMENTS: dict[str, type[Instrument]] = {cls.name: cls for cls in (
     HiddenGradNorms, ScaleCheck, Ravine, Saddle, GradNorms, Dynamics, BNEvalModes, ActivationProbes,
-    Orthogonality, BNTestStatistics, StuckUnits)}
+    Orthogonality, BNTestStatistics, StuckUnits, LayerStats, WeightRank)}
 
 
 def build_instruments(cfg, model, splits, batches) -> list[Instrument]:

@@ -25,11 +25,12 @@ def _mlp(m, norm, input_shape, num_classes):
 
 
 def mlp_widths(m, norm, input_shape, num_classes) -> list[int]:
-    """``model.widths``, or with ``model.param_budget`` > 0, ``model.hidden_layers`` layers of the uniform width
+    """``model.widths`` (``model.mlp_depth`` > 0: that many copies of its first width), or with
+    ``model.param_budget`` > 0, ``model.hidden_layers`` layers of the uniform width
     whose parameter count is closest to the budget (models/param_budget.py; the run's summary.json records
     the count it got as ``params``)."""
     if not m.param_budget:
-        return list(m.widths)
+        return [m.widths[0]] * m.mlp_depth if m.mlp_depth > 0 else list(m.widths)
     probe = 16  # a norm's parameters per unit, counted on a small instance (gamma and beta: 2; none: 0)
     per_unit = int(m.bias) + sum(p.numel() for p in norm(probe, 0).parameters()) // probe
     try:
@@ -64,7 +65,7 @@ def build_model(model_cfg, norm_cfg, input_shape: tuple[int, ...], num_classes: 
     if m.arch not in FEED_FORWARD:
         raise ValueError(f"unknown model.arch {m.arch!r}; valid: {', '.join(ARCHS)}")
     net = FEED_FORWARD[m.arch](m, partial(_norm_for, norm_cfg), input_shape, num_classes)
-    init_weights(net, m.init, m.init_std)
+    init_weights(net, m.init, m.init_std, m.activation)
     if m.rescale_k != 1.0:
         rescale(net, m.rescale_layer, m.rescale_k)
     # after init: OWN's proxy V / WN's direction v start from the configured initial weights

@@ -7,16 +7,34 @@ import math
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+# linear: the identity, for Saxe et al. 2014's deep linear networks (a product of matrices)
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
 PLACEMENTS = ("before_act", "after_act")
-# model.init -> re-initialization of one Linear/Conv weight (None: keep torch's default)
+# model.init -> re-initialization of one Linear/Conv weight w, given model.init_std and the gain torch
+# recommends for model.activation (nn.init.calculate_gain: linear 1, tanh 5/3, relu sqrt(2)); None keeps
+# torch's default
 INITS = {
     "default": None,
-    "normal": lambda w, std: nn.init.normal_(w, 0.0, std),
-    "xavier": lambda w, std: nn.init.xavier_normal_(w),  # Glorot & Bengio 2010: Var(w) = 2 / (fan_in + fan_out)
-    "kaiming": lambda w, std: nn.init.kaiming_normal_(w, nonlinearity="relu"),  # He et al. 2015: 2 / fan_in
-    "orthogonal": lambda w, std: nn.init.orthogonal_(w, gain=math.sqrt(2.0)),  # Saxe et al. 2014
+    "normal": lambda w, std, gain: nn.init.normal_(w, 0.0, std),
+    # Glorot & Bengio 2010: Var(w) = 2 / (fan_in + fan_out)
+    "xavier": lambda w, std, gain: nn.init.xavier_normal_(w),
+    # He et al. 2015: Var(w) = 2 / fan_in
+    "kaiming": lambda w, std, gain: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+    # Saxe et al. 2014, rows scaled by sqrt(2) (He's ReLU gain) whatever the activation
+    "orthogonal": lambda w, std, gain: nn.init.orthogonal_(w, gain=math.sqrt(2.0)),
+    # Saxe et al. 2014 with the activation's gain (1 for a linear network, as in their deep linear nets)
+    "orthogonal_act": lambda w, std, gain: nn.init.orthogonal_(w, gain=gain),
+    # every weight equal to init_std: the units of a layer start identical (no symmetry breaking)
+    "constant": lambda w, std, gain: nn.init.constant_(w, std),
+    # Glorot & Bengio 2010 eq. (1), the "commonly used heuristic": U(-1/sqrt(n), 1/sqrt(n)), n = fan_in,
+    # so n Var(w) = 1/3 and the variance shrinks by 3 per layer in the linear regime (their eq. 16 discussion)
+    "uniform_naive": lambda w, std, gain: _uniform_naive(w),
 }
+
+
+def _uniform_naive(w: torch.Tensor) -> torch.Tensor:
+    bound = 1.0 / math.sqrt(nn.init._calculate_fan_in_and_fan_out(w)[0])
+    return nn.init.uniform_(w, -bound, bound)
 
 
 def make_activation(name: str) -> nn.Module:
@@ -46,16 +64,18 @@ class NormAct(nn.Module):
 
 
 @torch.no_grad()
-def init_weights(model: nn.Module, scheme: str, std: float) -> None:
-    """Re-initialize every Linear/Conv weight by ``scheme`` (biases to zero); ``default`` keeps torch's."""
+def init_weights(model: nn.Module, scheme: str, std: float, activation: str = "relu") -> None:
+    """Re-initialize every Linear/Conv weight by ``scheme`` (biases to zero); ``default`` keeps torch's.
+    ``activation`` gives the gain of ``orthogonal_act`` (torch's calculate_gain for it)."""
     if scheme not in INITS:
         raise ValueError(f"unknown init {scheme!r}; valid: {', '.join(INITS)}")
     reinit = INITS[scheme]
     if reinit is None:
         return
+    gain = nn.init.calculate_gain(activation if activation in ("relu", "tanh", "sigmoid") else "linear")
     for m in model.modules():
         if not isinstance(m, (nn.Linear, nn.Conv2d)):
             continue
-        reinit(m.weight, std)
+        reinit(m.weight, std, gain)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
