@@ -12,19 +12,23 @@ from normrepro.measure.activations import ActivationProbes
 from normrepro.measure.base import HOOKS, Context, Instrument, overrides
 from normrepro.measure.bn_eval_modes import BNEvalModes
 from normrepro.measure.bn_test_statistics import BNTestStatistics
+from normrepro.measure.decorrelation import Decorrelation
+from normrepro.measure.disturbance import Disturbance
 from normrepro.measure.dynamics import Dynamics
 from normrepro.measure.grad_norms import GradNorms
 from normrepro.measure.hidden_grads import HiddenGradNorms
+from normrepro.measure.norm_timing import NormTiming
 from normrepro.measure.orthogonality import Orthogonality
 from normrepro.measure.scale_check import ScaleCheck
 from normrepro.measure.stuck_units import StuckUnits
 
 # The order is the order in which the hooks of one point run (and so the order of their rows): step-0
 # measurements, log-step gradients before the dynamics, extra BN evaluations before the probes, BN's
-# test-time statistics before the stuck-unit counts.
+# test-time statistics before the stuck-unit counts; the whitening measurements (decorrelation, disturbance,
+# layer timing) last.
 INSTRUMENTS: dict[str, type[Instrument]] = {cls.name: cls for cls in (
     HiddenGradNorms, ScaleCheck, GradNorms, Dynamics, BNEvalModes, ActivationProbes, Orthogonality,
-    BNTestStatistics, StuckUnits)}
+    BNTestStatistics, StuckUnits, Decorrelation, Disturbance, NormTiming)}
 
 
 def build_instruments(cfg, model, splits, batches) -> list[Instrument]:
