@@ -26,6 +26,8 @@ LAUNCH = $(if $(findstring hydra/launcher=,$(ARGS)),,$(if $(filter 1,$(JOBS)),th
 
 # syncbn's jobs start their own processes (torchrun, 1 thread each) and time their steps: one job at a time.
 reproduce-syncbn reproduce-syncbn_precision: LAUNCH = threads=1
+# whitening's claims 5-8 compare step times: one 1-thread job at a time, as its committed runs were made.
+reproduce-whitening: LAUNCH = threads=1
 
 .PHONY: help venv venv-check demo test test-unit test-integration test-all test-browser browser-deps site site-screenshot lint data sync benchmark benchmark-own benchmark-rnn benchmark-precision clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
 	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all

@@ -102,6 +102,8 @@ class NormConfig:
     ghost_batch: int = 0  # examples per BN normalization group inside an SGD batch ([WJ]); 0 = the whole batch
     sync_impl: str = "manual"  # syncbn: manual (norms/sync_bn.py, any backend) | torch (nn.SyncBatchNorm, CUDA)
     momentum_slow: float | None = None  # bn: also keep a running average with this momentum (eval: bn_mode ema_slow)
+    group_size: int = 16  # pca | zca | iternorm: features per whitening group (capped by the width; [DBN]'s 16)
+    iter_T: int = 5  # iternorm: Newton iterations T ([IterNorm]'s default 5)
 
 
 @dataclass
@@ -199,6 +201,14 @@ class ProbeConfig:
     stuck_epochs: int = 0  # track, over the last N epochs, which (example, unit) ReLU outputs were always 0
     ravine: RavineConfig = field(default_factory=RavineConfig)
     saddle: SaddleConfig = field(default_factory=SaddleConfig)
+    # whitening (measure/decorrelation.py, measure/disturbance.py, measure/norm_timing.py)
+    decorrelation: bool = False  # ||Cov(normalized output) - I||_F per layer at each evaluation
+    snd_batch_sizes: list[int] = field(default_factory=list)  # examples per batch: stochastic normalization
+    #   disturbance of fixed examples normalized within random batches of each size; [] = off
+    snd_batches: int = 16  # random batches per fixed example (K)
+    snd_examples: int = 8  # fixed probe examples whose disturbance is averaged
+    norm_timing_groups: list[int] = field(default_factory=list)  # features per group: time one norm layer's
+    #   forward + backward at the end of training for each group size (ms); [] = off
 
 
 @dataclass

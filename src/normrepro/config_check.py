@@ -46,12 +46,17 @@ def _choice_errors(cfg) -> list[str]:
                 "train.eval_every": cfg.train.eval_every, "train.log_every": cfg.train.log_every,
                 "train.check_every": cfg.train.check_every,
                 "optim.lr": cfg.optim.lr, "model.own_group_size": cfg.model.own_group_size,
-                "model.own_eps": cfg.model.own_eps, "optim.schedule.final_ratio": cfg.optim.schedule.final_ratio}
+                "model.own_eps": cfg.model.own_eps, "optim.schedule.final_ratio": cfg.optim.schedule.final_ratio,
+                "norm.group_size": cfg.norm.group_size, "probes.snd_batches": cfg.probes.snd_batches,
+                "probes.snd_examples": cfg.probes.snd_examples}
     return errors + [f"{key}={value} (must be > 0)" for key, value in positive.items() if not value > 0]
 
 
-BATCH_STATISTICS_KINDS = ("bn", "bn_manual", "bn_detached", "syncbn")  # statistics over the examples of a batch
-HAND_STATISTICS_KINDS = ("bn_manual", "bn_detached", "syncbn")  # statistics computed by this repository's code
+BATCH_STATISTICS_KINDS = ("bn", "bn_manual", "bn_detached", "syncbn", "pca", "zca", "iternorm")  # statistics
+# over the examples of a batch
+WHITENING_KINDS = ("pca", "zca", "iternorm")  # a running whitening matrix, no running variance
+# statistics computed by this repository's code (in the input's dtype, or float64 for whitening)
+HAND_STATISTICS_KINDS = ("bn_manual", "bn_detached", "syncbn", *WHITENING_KINDS)
 
 
 def _combination_errors(cfg) -> list[str]:
@@ -83,6 +88,13 @@ def _combination_errors(cfg) -> list[str]:
     bad = [n for n in [*cfg.train.bn_eval_precise, *cfg.train.bn_eval_test_batches] if n < 1]
     if bad:
         errors.append(f"train.bn_eval_precise / train.bn_eval_test_batches need sizes >= 1, got {bad}")
+    if nc.iter_T < 0:
+        errors.append(f"norm.iter_T={nc.iter_T} must be >= 0 (Newton iterations)")
+    if nc.kind in WHITENING_KINDS and cfg.train.bn_eval_precise:
+        errors.append(f"train.bn_eval_precise needs BN's per-channel variance; norm.kind={nc.kind} keeps a "
+                      "whitening matrix instead")
+    if any(n < 2 for n in cfg.probes.snd_batch_sizes):
+        errors.append(f"probes.snd_batch_sizes need batches of >= 2 examples, got {list(cfg.probes.snd_batch_sizes)}")
     if cfg.model.arch in ("rnn", "char_rnn") and cfg.norm.kind != "none":
         errors.append(f"model.arch={cfg.model.arch} needs norm=none (model.cell chooses the recurrent normalization)")
     if cfg.train.precision != "fp32" and (nc.kind in HAND_STATISTICS_KINDS or cfg.model.arch in ("rnn", "char_rnn")):

@@ -62,6 +62,12 @@ METRICS = {
     "weight_rank": "numerical rank of a Linear weight (singular values above 1e-4 of the largest; layer names it)",
     "weight_sv_ratio": "sigma_2 / sigma_1 of a Linear weight (0 when rank 1; layer names it)",
     "frac_zero": "fraction of (training example, ReLU unit) outputs that were 0 over the tracked epochs",
+    "decor_err": "mean over a layer's feature groups of ||Cov(normalized output) - I||_F (layer names it; "
+                 "bn_mode: batch@B = within training-size batches, population = running statistics)",
+    "decor_err_layer": "||Cov(normalized output) - I||_F over all units of a layer (layer names it)",
+    "snd": "stochastic normalization disturbance: RMS per unit of one example's normalized output's spread "
+           "over random batches of n (bn_mode batch@n; [IterNorm] Sec. 4)",
+    "norm_step_ms": "milliseconds per forward + backward of one norm layer (layer = g=<features per group>)",
 }
 
 REQUIRED = ("step", "epoch", "split", "metric", "value")

@@ -12,10 +12,13 @@ from normrepro.measure.activations import ActivationProbes
 from normrepro.measure.base import HOOKS, Context, Instrument, overrides
 from normrepro.measure.bn_eval_modes import BNEvalModes
 from normrepro.measure.bn_test_statistics import BNTestStatistics
+from normrepro.measure.decorrelation import Decorrelation
+from normrepro.measure.disturbance import Disturbance
 from normrepro.measure.dynamics import Dynamics
 from normrepro.measure.grad_norms import GradNorms
 from normrepro.measure.hidden_grads import HiddenGradNorms
 from normrepro.measure.layer_stats import LayerStats
+from normrepro.measure.norm_timing import NormTiming
 from normrepro.measure.orthogonality import Orthogonality
 from normrepro.measure.ravine import Ravine
 from normrepro.measure.saddle import Saddle
@@ -25,10 +28,11 @@ from normrepro.measure.weight_rank import WeightRank
 
 # The order is the order in which the hooks of one point run (and so the order of their rows): step-0
 # measurements (the toy problems among them), log-step gradients before the dynamics, extra BN evaluations
-# before the probes, BN's test-time statistics before the stuck-unit counts.
+# before the probes, BN's test-time statistics before the stuck-unit counts; the whitening measurements
+# (decorrelation, disturbance, layer timing) last.
 INSTRUMENTS: dict[str, type[Instrument]] = {cls.name: cls for cls in (
     HiddenGradNorms, ScaleCheck, Ravine, Saddle, GradNorms, Dynamics, BNEvalModes, ActivationProbes,
-    Orthogonality, BNTestStatistics, StuckUnits, LayerStats, WeightRank)}
+    Orthogonality, BNTestStatistics, StuckUnits, LayerStats, WeightRank, Decorrelation, Disturbance, NormTiming)}
 
 
 def build_instruments(cfg, model, splits, batches) -> list[Instrument]:

@@ -92,4 +92,5 @@ def _norm_for(norm_cfg, num_features: int, dims: int) -> nn.Module:
     return make_norm(norm_cfg.kind, num_features, dims, eps=norm_cfg.eps,
                      momentum_pytorch=norm_cfg.momentum_pytorch, groups=norm_cfg.groups,
                      affine=norm_cfg.affine, ghost_batch=norm_cfg.ghost_batch,
-                     momentum_slow=norm_cfg.momentum_slow, sync_impl=norm_cfg.sync_impl)
+                     momentum_slow=norm_cfg.momentum_slow, sync_impl=norm_cfg.sync_impl,
+                     group_size=norm_cfg.group_size, iter_T=norm_cfg.iter_T)

@@ -27,9 +27,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from normrepro.norms.ghost_bn import GhostBatchNorm
 from normrepro.norms.manual_bn import BatchNormBase
 from normrepro.norms.stepwise_bn import StepwiseBatchNorm
+from normrepro.norms.whitening import GroupWhiteningBase
 
-# Every layer that normalizes with batch statistics in training and running averages at test time.
-BATCH_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm, BatchNormBase)
+# Every layer that normalizes with batch statistics in training and running averages at test time (the
+# whitening layers too: running mean and whitening matrix; they have no running_var, see config_check).
+BATCH_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm, BatchNormBase, GroupWhiteningBase)
 
 
 def bn_layers(model: nn.Module) -> list[nn.Module]:

@@ -14,6 +14,9 @@ Kinds (torch.nn implementations; the statistics each normalizes over, for an inp
 - ``syncbn`` BN whose training statistics span every process of a data-parallel job (``sync_bn.py``, one
   all-reduce forward and one backward); plain BN in a single process. ``sync_impl: torch`` hands out
   ``torch.nn.SyncBatchNorm`` instead (CUDA only).
+- ``pca`` / ``zca`` PCA / ZCA whitening over groups of ``group_size`` features (``whitening.py``;
+  Decorrelated BN, Huang et al. 2018, is ``zca``); running mean and whitening matrix at test time.
+- ``iternorm`` ZCA approximated by ``iter_T`` Newton iterations (``iter_norm.py``; Huang et al. 2019).
 - ``none`` identity.
 """
 
@@ -23,8 +26,10 @@ from torch import nn
 
 from normrepro.norms.detached_bn import DetachedBatchNorm
 from normrepro.norms.ghost_bn import GhostBatchNorm
+from normrepro.norms.iter_norm import IterNorm
 from normrepro.norms.manual_bn import ManualBatchNorm
 from normrepro.norms.sync_bn import SyncBatchNorm
+from normrepro.norms.whitening import EigenWhitening
 
 SYNC_IMPLS = ("manual", "torch")
 
@@ -66,10 +71,20 @@ def _in(c, dims, o):
     return nn.GroupNorm(c, c, eps=o["eps"], affine=o["affine"])
 
 
+def _whitening(method):
+    return lambda c, dims, o: EigenWhitening(c, dims, method, group_size=o["group_size"], eps=o["eps"],
+                                             momentum_pytorch=o["momentum_pytorch"], affine=o["affine"])
+
+
+def _iternorm(c, dims, o):
+    return IterNorm(c, dims, o["iter_T"], group_size=o["group_size"], eps=o["eps"],
+                    momentum_pytorch=o["momentum_pytorch"], affine=o["affine"])
+
+
 # norm.kind -> builder(channels, dims, options)
 NORMS = {"none": lambda c, dims, o: nn.Identity(), "bn": _bn, "ln": _ln, "gn": _gn, "in": _in,
          "bn_manual": _hand_written(ManualBatchNorm), "bn_detached": _hand_written(DetachedBatchNorm),
-         "syncbn": _syncbn}
+         "syncbn": _syncbn, "pca": _whitening("pca"), "zca": _whitening("zca"), "iternorm": _iternorm}
 NORM_KINDS = tuple(NORMS)
 
 
@@ -85,12 +100,16 @@ def make_norm(
     ghost_batch: int = 0,
     momentum_slow: float | None = None,
     sync_impl: str = "manual",
+    group_size: int = 16,
+    iter_T: int = 5,
 ) -> nn.Module:
     """Build the normalization for ``num_features`` channels of a ``dims``-D feature map.
 
     ``dims`` is 0 for a fully connected layer's (N, C) output and 2 for a conv layer's (N, C, H, W).
     ``momentum_pytorch`` is PyTorch's convention: the weight of the new batch in the running average.
     ``ghost_batch`` (examples per normalization group, 0 = whole batch) and ``momentum_slow`` apply to ``bn``.
+    ``group_size`` (features per whitening group) applies to ``pca``, ``zca`` and ``iternorm``; ``iter_T``
+    (Newton iterations) to ``iternorm``.
     """
     if dims not in (0, 2):
         raise ValueError(f"dims must be 0 (N, C) or 2 (N, C, H, W), got {dims}")
@@ -99,7 +118,8 @@ def make_norm(
     if (ghost_batch or momentum_slow is not None) and kind != "bn":
         raise ValueError(f"ghost_batch / momentum_slow apply to norm kind 'bn' only, not {kind!r}")
     options = {"eps": eps, "momentum_pytorch": momentum_pytorch, "groups": groups, "affine": affine,
-               "ghost_batch": ghost_batch, "momentum_slow": momentum_slow, "sync_impl": sync_impl}
+               "ghost_batch": ghost_batch, "momentum_slow": momentum_slow, "sync_impl": sync_impl,
+               "group_size": group_size, "iter_T": iter_T}
     return NORMS[kind](num_features, dims, options)
 
 
