@@ -30,12 +30,12 @@ reproduce-syncbn reproduce-syncbn_precision: LAUNCH = threads=1
 reproduce-whitening: LAUNCH = threads=1
 
 .PHONY: help venv venv-check demo test test-unit test-integration test-all test-browser browser-deps site site-screenshot lint data sync benchmark benchmark-own benchmark-rnn benchmark-precision clean-runs $(addprefix reproduce-,$(EXPERIMENTS)) \
-	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all
+	$(addprefix plan-,$(EXPERIMENTS)) $(addprefix report-,$(EXPERIMENTS)) reproduce-all report-all plan-all
 
 help:
 	@sed -n 's/^#   //p' Makefile
 	@echo "experiments: $(EXPERIMENTS)"
-	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn benchmark-precision test-all reproduce-all report-all clean-runs site site-screenshot browser-deps test-browser"
+	@echo "other targets: venv lint data sync benchmark benchmark-own benchmark-rnn benchmark-precision test-all reproduce-all report-all plan-all clean-runs site site-screenshot browser-deps test-browser"
 
 # .venv must be this checkout's own. One copied or linked from another checkout imports that checkout's code
 # (its editable install points there), and installing into it would re-point the other checkout's venv: so
@@ -96,6 +96,10 @@ $(addprefix reproduce-,$(EXPERIMENTS)): reproduce-%: $(STAMP)
 	$(PY) -m normrepro.analysis $* --scale $(SCALE) $(ARGS)
 
 reproduce-all: $(addprefix reproduce-,$(EXPERIMENTS))
+
+# every experiment's jobs and estimated compute (measured per-step costs), and the suite's total vs its budget
+plan-all: $(STAMP)
+	$(PY) scripts/plan.py --all --scale $(SCALE)
 
 report-all: $(addprefix report-,$(EXPERIMENTS))
 
