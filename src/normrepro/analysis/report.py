@@ -78,6 +78,9 @@ def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, fi
     runs = collected.runs
     shas = sorted(set(runs.get("git_sha", pd.Series(dtype=str)).dropna()))
     wall = runs["wall_time_s"].sum() if "wall_time_s" in runs else float("nan")
+    train = runs["train_time_s"].sum() if "train_time_s" in runs else float("nan")
+    # the cost of measuring: what is not SGD steps (evaluations, probes, logging, checkpoints)
+    share = f", {1 - train / wall:.0%} of it evaluation, probes and logging" if wall > 0 and train == train else ""
     grid = {c: sorted(map(str, runs[c].dropna().unique())) for c in collected.grid_columns if c in runs}
     archs = {str(a) for a in runs.get("model.arch", [collected.fixed.get("model.arch")])}
     setup = {k: collected.fixed[k] for k in SETUP_KEYS
@@ -89,7 +92,7 @@ def write_report(out_dir: Path, exp: dict, collected, verdicts: pd.DataFrame, fi
         exp.get("description", "").strip(),
         "",
         f"*Scale `{scale}`; {len(runs)}/{collected.jobs_total} jobs finished ({_fmt_status(statuses)}); "
-        f"compute {wall / 60:.1f} min (sum over jobs); device {', '.join(sorted(set(map(str, runs.get('device', [])))))}; "
+        f"compute {wall / 60:.1f} min (sum over jobs{share}); device {', '.join(sorted(set(map(str, runs.get('device', [])))))}; "
         f"git {', '.join(s[:12] for s in shas) or '-'}; written {dt.date.today().isoformat()} by `{command}`.*",
         "",
         *([f"*Re-judged at git {rejudged_at} from the committed frames (summary.csv, metrics.csv.gz) of runs "
