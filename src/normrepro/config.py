@@ -45,7 +45,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     arch: str = "mlp"  # mlp | vgg | resnet | rnn (sequential MNIST) | char_rnn (character language model)
-    activation: str = "relu"  # relu | sigmoid | tanh
+    activation: str = "relu"  # relu | sigmoid | tanh | lrelu | prelu | elu
     placement: str = "before_act"  # where the norm sits: before_act (after the matmul) | after_act
     bias: bool = True  # bias of the layer feeding a norm (redundant under BN: see scale_invariance)
     init: str = "default"  # default (torch) | normal (N(0, init_std^2)) | xavier | kaiming | orthogonal
@@ -156,6 +156,10 @@ class ProbeConfig:
     scale_check: bool = False  # measure BN(aWu) = BN(Wu) and the 1/a gradient at step 0 ([BN] 3.3)
     hidden_grad_norms: bool = False  # recurrent models: ||dL/dh_t|| for every step t at step 0 ([C] Fig. 1a)
     stuck_epochs: int = 0  # track, over the last N epochs, which (example, unit) ReLU outputs were always 0
+    dead_units: bool = False  # per-layer dead-unit share and mean activation at each evaluation
+    dead_init_nets: int = 0  # nets per cell: Monte Carlo of P(dead at init) over fresh inits at step 0; 0 = off
+    dead_init_depths: list[int] = field(default_factory=list)  # hidden layers of those nets (one cell each)
+    dead_init_widths: list[int] = field(default_factory=list)  # units per hidden layer (one cell each)
 
 
 @dataclass

@@ -12,6 +12,8 @@ from normrepro.measure.activations import ActivationProbes
 from normrepro.measure.base import HOOKS, Context, Instrument, overrides
 from normrepro.measure.bn_eval_modes import BNEvalModes
 from normrepro.measure.bn_test_statistics import BNTestStatistics
+from normrepro.measure.dead_at_init import DeadAtInit
+from normrepro.measure.dead_units import DeadUnits
 from normrepro.measure.dynamics import Dynamics
 from normrepro.measure.grad_norms import GradNorms
 from normrepro.measure.hidden_grads import HiddenGradNorms
@@ -24,7 +26,7 @@ from normrepro.measure.stuck_units import StuckUnits
 # test-time statistics before the stuck-unit counts.
 INSTRUMENTS: dict[str, type[Instrument]] = {cls.name: cls for cls in (
     HiddenGradNorms, ScaleCheck, GradNorms, Dynamics, BNEvalModes, ActivationProbes, Orthogonality,
-    BNTestStatistics, StuckUnits)}
+    BNTestStatistics, StuckUnits, DeadUnits, DeadAtInit)}
 
 
 def build_instruments(cfg, model, splits, batches) -> list[Instrument]:

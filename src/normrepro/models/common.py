@@ -7,7 +7,12 @@ import math
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+# model.activation -> a fresh module. The ReLU variants keep a gradient for x < 0, so a unit pushed below zero
+# on every input can still come back: LeakyReLU slope 0.01 (Maas et al. 2013), PReLU one learned slope per
+# layer starting at 0.25 (He et al. 2015, its channel-shared variant), ELU alpha = 1 (Clevert et al. 2016).
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+               "lrelu": lambda: nn.LeakyReLU(0.01), "prelu": lambda: nn.PReLU(num_parameters=1, init=0.25),
+               "elu": lambda: nn.ELU(alpha=1.0)}
 PLACEMENTS = ("before_act", "after_act")
 # model.init -> re-initialization of one Linear/Conv weight (None: keep torch's default)
 INITS = {
