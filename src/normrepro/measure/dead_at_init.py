@@ -1,6 +1,6 @@
 """Probability that a freshly initialized network is dead ("born dead"), by Monte Carlo over inits.
 
-Seed 001 (ReLU): if every unit of one layer outputs 0, all later layers are dead too; the chance that a
+[S1] (ReLU): if every unit of one layer outputs 0, all later layers are dead too; the chance that a
 layer of M units dies falls as M grows, and, it says, the chance that some layer dies falls as the number
 of layers N grows. Lu et al. 2019 ("Dying ReLU and Initialization", arXiv 1903.06733, Theorem 3) prove the
 opposite for depth: with weights and biases drawn from symmetric distributions, a ReLU net of fixed width

@@ -1,6 +1,6 @@
 """Dead units and mean activations at every evaluation (``probes.dead_units``), on held-out examples.
 
-Seed 001 (activation functions, ReLU): a ReLU unit whose input is negative outputs 0 and passes no gradient;
+[S1] (activation functions, ReLU): a ReLU unit whose input is negative outputs 0 and passes no gradient;
 it is *truly* dead when that holds for every input (it can never learn again), *falsely* dead when it is 0
 for some inputs only, and most zeros in a trained net are of the second kind. LeakyReLU / PReLU / ELU keep a
 gradient for x < 0 (Maas et al. 2013; He et al. 2015; Clevert et al. 2016), so a unit pushed below zero can
