@@ -69,6 +69,17 @@ def test_born_dead_on_hand_set_nets():
     assert born_dead(tanh, x)
 
 
+def test_a_tiny_but_input_dependent_output_is_not_dead():
+    """A deep leaky net can shrink its signal to 1e-17 and still compute a non-constant function (the first
+    run's constant test had an absolute floor and counted such nets as dead)."""
+    x = torch.tensor([[1.0], [2.0]])
+    net = _mlp([1], activation="lrelu", d_in=1)
+    with torch.no_grad():
+        net.layers[0].linear.weight.fill_(-1e-15)  # negative regime: output 0.01 * -1e-15 * x
+        net.head.weight.fill_(1.0)
+    assert not born_dead(net, x)
+
+
 @pytest.mark.parametrize("inputs, exponent", [([[1.0], [2.0], [3.0]], 0), ([[-1.0], [2.0]], 1)])
 def test_width_one_relu_nets_are_alive_with_probability_two_to_the_minus_depth(inputs, exponent):
     """Zero biases (kaiming init), symmetric weights: each layer's unit lives with probability 1/2, except the

@@ -41,7 +41,7 @@ from normrepro.seeding import derive_seed
 @torch.no_grad()
 def born_dead(model: nn.Module, x: torch.Tensor, rtol: float = 1e-6) -> bool:
     """Whether ``model`` is dead on inputs ``x``: a hidden layer all zero on every input, or an output that is
-    the same for every input (to ``rtol`` of the output's scale)."""
+    the same for every input (to ``rtol`` of the output's largest magnitude; an all-zero output is dead)."""
     blocks = [m for m in model.modules() if isinstance(m, NormAct)]
     layer_all_zero: list[bool] = []
 
@@ -57,8 +57,10 @@ def born_dead(model: nn.Module, x: torch.Tensor, rtol: float = 1e-6) -> bool:
             h.remove()
     if any(layer_all_zero):
         return True
+    # relative to the output's own size, with no absolute floor: a deep leaky net's output can be 1e-17 and
+    # still vary from input to input (alive, vanishing signal); only an output equal for all inputs is dead
     spread = (out - out[:1]).abs().max()
-    return bool(spread <= rtol * max(out.abs().max().item(), 1.0))
+    return bool(spread <= rtol * out.abs().max())
 
 
 def count_born_dead(make_net: Callable[[], nn.Module], x: torch.Tensor, n_nets: int, seed: int) -> int:
