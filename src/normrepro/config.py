@@ -45,7 +45,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     arch: str = "mlp"  # mlp | vgg | resnet | rnn (sequential MNIST) | char_rnn (character language model)
-    activation: str = "relu"  # relu | sigmoid | tanh | linear (identity: a deep linear network)
+    activation: str = "relu"  # relu | sigmoid | tanh | lrelu | prelu | elu | linear (identity: a deep linear net)
     placement: str = "before_act"  # where the norm sits: before_act (after the matmul) | after_act
     bias: bool = True  # bias of the layer feeding a norm (redundant under BN: see scale_invariance)
     # default (torch) | normal (N(0, init_std^2)) | xavier | kaiming | orthogonal (gain sqrt(2)) |
@@ -209,6 +209,10 @@ class ProbeConfig:
     snd_examples: int = 8  # fixed probe examples whose disturbance is averaged
     norm_timing_groups: list[int] = field(default_factory=list)  # features per group: time one norm layer's
     #   forward + backward at the end of training for each group size (ms); [] = off
+    dead_units: bool = False  # per-layer dead-unit share and mean activation at each evaluation
+    dead_init_nets: int = 0  # nets per cell: Monte Carlo of P(dead at init) over fresh inits at step 0; 0 = off
+    dead_init_depths: list[int] = field(default_factory=list)  # hidden layers of those nets (one cell each)
+    dead_init_widths: list[int] = field(default_factory=list)  # units per hidden layer (one cell each)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import hashlib
 
 import torch
 
-STREAMS = ("init", "order", "augment", "dropout", "ravine", "saddle")
+STREAMS = ("init", "order", "augment", "dropout", "ravine", "saddle", "montecarlo")  # montecarlo: measure/dead_at_init.py
 
 
 def derive_seed(seed: int, stream: str) -> int:

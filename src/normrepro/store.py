@@ -68,6 +68,14 @@ METRICS = {
     "snd": "stochastic normalization disturbance: RMS per unit of one example's normalized output's spread "
            "over random batches of n (bn_mode batch@n; [IterNorm] Sec. 4)",
     "norm_step_ms": "milliseconds per forward + backward of one norm layer (layer = g=<features per group>)",
+    "frac_dead": "fraction of a layer's units whose nonlinearity input is <= 0 on every probe example "
+                 "(a ReLU unit there outputs 0 for every input: dead)",
+    "postact_mean": "mean over probe examples and units of a layer's nonlinearity output (0 = zero-centred)",
+    "p_dead_init": "fraction of randomly initialized nets that are dead on the probe examples (a hidden layer "
+                   "all 0, or a constant output; Lu et al. 2019); unit = the nets' depth (hidden layers), "
+                   "layer = their width (units per hidden layer)",
+    "p_dead_init_lo": "lower end of the 95% Wilson interval of p_dead_init (over that run's nets)",
+    "p_dead_init_hi": "upper end of the 95% Wilson interval of p_dead_init (over that run's nets)",
 }
 
 REQUIRED = ("step", "epoch", "split", "metric", "value")

@@ -12,6 +12,8 @@ from normrepro.measure.activations import ActivationProbes
 from normrepro.measure.base import HOOKS, Context, Instrument, overrides
 from normrepro.measure.bn_eval_modes import BNEvalModes
 from normrepro.measure.bn_test_statistics import BNTestStatistics
+from normrepro.measure.dead_at_init import DeadAtInit
+from normrepro.measure.dead_units import DeadUnits
 from normrepro.measure.decorrelation import Decorrelation
 from normrepro.measure.disturbance import Disturbance
 from normrepro.measure.dynamics import Dynamics
@@ -32,7 +34,8 @@ from normrepro.measure.weight_rank import WeightRank
 # (decorrelation, disturbance, layer timing) last.
 INSTRUMENTS: dict[str, type[Instrument]] = {cls.name: cls for cls in (
     HiddenGradNorms, ScaleCheck, Ravine, Saddle, GradNorms, Dynamics, BNEvalModes, ActivationProbes,
-    Orthogonality, BNTestStatistics, StuckUnits, LayerStats, WeightRank, Decorrelation, Disturbance, NormTiming)}
+    Orthogonality, BNTestStatistics, StuckUnits, LayerStats, WeightRank, DeadUnits, DeadAtInit, Decorrelation,
+    Disturbance, NormTiming)}
 
 
 def build_instruments(cfg, model, splits, batches) -> list[Instrument]:

@@ -7,8 +7,13 @@ import math
 import torch
 from torch import nn
 
-# linear: the identity, for Saxe et al. 2014's deep linear networks (a product of matrices)
-ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
+# model.activation -> a fresh module. The ReLU variants keep a gradient for x < 0, so a unit pushed below zero
+# on every input can still come back: LeakyReLU slope 0.01 (Maas et al. 2013), PReLU one learned slope per
+# layer starting at 0.25 (He et al. 2015, its channel-shared variant), ELU alpha = 1 (Clevert et al. 2016).
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+               "lrelu": lambda: nn.LeakyReLU(0.01), "prelu": lambda: nn.PReLU(num_parameters=1, init=0.25),
+               "elu": lambda: nn.ELU(alpha=1.0),
+               "linear": nn.Identity}  # the identity, for Saxe et al. 2014's deep linear networks
 PLACEMENTS = ("before_act", "after_act")
 # model.init -> re-initialization of one Linear/Conv weight w, given model.init_std and the gain torch
 # recommends for model.activation (nn.init.calculate_gain: linear 1, tanh 5/3, relu sqrt(2)); None keeps
