@@ -201,16 +201,17 @@ def tensor_norms(model) -> dict[str, float]:
     return {k: _json_number(v) for k, v in out.items()}
 
 
-def record_case(name: str, run_dir: Path) -> dict:
+def record_case(name: str, run_dir: Path, extra: tuple[str, ...] = ()) -> dict:
     """Run case ``name`` in ``run_dir`` (the engine's environment variables must point at the fakes) and
-    return its record, the content of its golden file."""
+    return its record, the content of its golden file; ``extra`` overrides come last (``device=cuda`` in
+    tests/test_gpu.py)."""
     import torch
 
     from helpers import evaluated, read_rows
     from normrepro.train import run
 
     data, overrides = all_cases()[name]
-    full = case_overrides(data, overrides)
+    full = case_overrides(data, [*overrides, *extra])
     cfg = compose_cfg(full)
     with model_catcher() as caught:
         summary = run(cfg, run_dir, name)
