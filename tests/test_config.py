@@ -210,10 +210,11 @@ def test_wrong_type_is_rejected_at_composition():
 
 def test_invalid_value_raises_config_error_naming_the_options(tmp_path):
     cfg = compose_cfg(["scale=smoke", "model.activation=foo"])
-    with pytest.raises(ConfigError, match=r"model\.activation='foo' \(valid: relu, sigmoid, tanh, linear\)"):
+    with pytest.raises(ConfigError,
+                       match=r"model\.activation='foo' \(valid: relu, sigmoid, tanh, lrelu, prelu, elu, linear\)"):
         validate_config(cfg)
     # train.run validates before touching the run directory or the data.
-    with pytest.raises(ConfigError, match="relu, sigmoid, tanh, linear"):
+    with pytest.raises(ConfigError, match="relu, sigmoid, tanh, lrelu, prelu, elu, linear"):
         normrepro.train.run(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

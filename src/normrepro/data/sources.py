@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import CorruptDataset, DatasetNotFound, UnsafePickle
+from .mnist1d import mnist1d_version, read_mnist1d  # noqa: F401  (mnist1d_version: cache.py)
 from .safe_pickle import load_restricted
 
 NAMES = ("mnist", "cifar10", "digits", "mnist1d")
@@ -232,51 +233,6 @@ def read_digits() -> tuple[np.ndarray, np.ndarray]:
     bunch = load_digits()
     x = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[:, None]
     return x, bunch.target.astype(np.int64)
-
-
-# --------------------------------------------------------------------------------------- MNIST-1D
-
-
-def mnist1d_version() -> str:
-    """The installed mnist1d package's version (its generator is the source: it goes into the cache key)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mnist1d")
-    except PackageNotFoundError as err:
-        raise DatasetNotFound("MNIST-1D generator (the mnist1d package)", "this Python environment",
-                              fix="pip install mnist1d (pinned in pyproject.toml)") from err
-
-
-def read_mnist1d(num_samples: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train [N,1,1,40] float32, y_train [N] int64, x_test, y_test) of MNIST-1D, generated here.
-
-    The package's defaults: 5000 examples (500 per class), 80% train (4000 / 1000), sequences of length
-    40, seed 42. `num_samples` overrides only the example count (tests make a tiny set). The package seeds
-    numpy's and random's global generators; their states are restored afterwards so generating the data
-    does not change any other stream of the run.
-    """
-    import random
-
-    mnist1d_version()  # one line naming the fix if the package is missing
-    from mnist1d.data import get_dataset_args, make_dataset  # here: it imports matplotlib (slow)
-
-    args = get_dataset_args()
-    if num_samples is not None:
-        args.num_samples = num_samples
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        data = make_dataset(args)  # never get_dataset: that one downloads the authors' pickle
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    length = args.final_seq_length
-
-    def signals(x: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(x, dtype=np.float32).reshape(-1, 1, 1, length)
-
-    return (signals(data["x"]), np.asarray(data["y"], dtype=np.int64),
-            signals(data["x_test"]), np.asarray(data["y_test"], dtype=np.int64))
 
 
 # ------------------------------------------------------------------------------------- dispatch
