@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from normrepro.store import evaluation_key
+
 SUMMARY_KEYS = ("status", "steps_done", "diverged_at", "wall_time_s", "train_time_s", "samples_per_s",
                 "params", "git_sha", "device", "threads")
 RUN_COLUMNS = ("run", "diverged", *SUMMARY_KEYS)  # every runs row has these besides the grid and results
@@ -52,17 +54,18 @@ def evaluation_keys(cfg: dict) -> list[str]:
     train, norm = cfg.get("train", {}), cfg.get("norm", {})
     splits = ["val", "test"] + (["train_eval"] if train.get("eval_train_examples") else [])
     metrics = ["loss", "acc"] + (["bpc"] if cfg.get("data", {}).get("name") == "ptb_char" else [])
-    every = [""]
+    every = [None]  # the population statistics (or no BN): no suffix
     if train.get("eval_shared_stats"):
-        every.append("_sharedstats")
+        every.append("shared")
     if train.get("eval_batch_stats"):
-        every.append("_batchstats")
-    test_only = [f"_precise{n}" for n in train.get("bn_eval_precise") or []]
-    test_only += [f"_batch{n}" for n in train.get("bn_eval_test_batches") or []]
+        every.append("batch")
+    test_only = [f"precise@{n}" for n in train.get("bn_eval_precise") or []]
+    test_only += [f"batch@{n}" for n in train.get("bn_eval_test_batches") or []]
     if norm.get("momentum_slow") is not None:
-        test_only.append("_emaslow")
-    keys = [f"{s}/{m}{x}" for x in every for s in splits for m in metrics]
-    return keys + [f"test/{m}{x}" for x in test_only for m in metrics]
+        test_only.append("ema_slow")
+    # the suffixes are store.evaluation_key's: one mapping from a BN mode to a column name
+    keys = [evaluation_key(s, m, mode) for mode in every for s in splits for m in metrics]
+    return keys + [evaluation_key("test", m, mode) for mode in test_only for m in metrics]
 
 
 def result_columns(cfg: dict) -> list[str]:
