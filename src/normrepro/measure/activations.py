@@ -51,24 +51,10 @@ class ActivationProbe:
     @torch.no_grad()
     def measure(self, model: nn.Module, x: torch.Tensor) -> list[dict]:
         """Returns rows ``{metric, value, layer[, unit]}``; layers are numbered 1.. from the input."""
-        captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        handles = [b.act.register_forward_hook(self._hook(i, captured)) for i, b in enumerate(self.blocks)]
-        try:
-            with batch_statistics(model):
-                model(x)
-        finally:
-            for h in handles:
-                h.remove()
         rows = []
-        for i, block in enumerate(self.blocks):
-            pre, post = captured[i]
+        for i, (block, (pre, post)) in enumerate(zip(self.blocks, nonlinearity_io(model, self.blocks, x))):
             rows += self._layer_rows(str(i + 1), block.act, pre, post, last=(i == len(self.blocks) - 1))
         return rows
-
-    def _hook(self, i: int, captured: dict):
-        def hook(_module, inputs, output):
-            captured[i] = (_per_unit(inputs[0]), _per_unit(output))
-        return hook
 
     def _layer_rows(self, layer: str, act: nn.Module, pre: torch.Tensor, post: torch.Tensor, last: bool):
         if pre.shape[0] > self.max_samples:  # a fixed stride keeps it deterministic
@@ -124,3 +110,24 @@ class ActivationProbes(Instrument):
 
     def on_evaluate(self, ctx: Context, step: int) -> None:
         write_rows(ctx, step, "probe", self.probe.measure(ctx.model, self.x))
+
+
+@torch.no_grad()
+def nonlinearity_io(model: nn.Module, blocks: list[NormAct], x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per block, the (samples, units) input and output of its nonlinearity when ``x`` goes through ``model``
+    with BN on ``x``'s own batch statistics (running averages untouched)."""
+    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def hook(i):
+        def fn(_module, inputs, output):
+            captured[i] = (_per_unit(inputs[0]), _per_unit(output))
+        return fn
+
+    handles = [b.act.register_forward_hook(hook(i)) for i, b in enumerate(blocks)]
+    try:
+        with batch_statistics(model):
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return [captured[i] for i in range(len(blocks))]

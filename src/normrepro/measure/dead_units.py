@@ -21,10 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from normrepro.measure.activations import _per_unit
+from normrepro.measure.activations import nonlinearity_io
 from normrepro.measure.base import Context, Instrument, probe_examples, write_rows
 from normrepro.models.common import NormAct
-from normrepro.norms.modes import batch_statistics
 
 
 def dead_fraction(pre: torch.Tensor) -> float:
@@ -36,23 +35,8 @@ def dead_fraction(pre: torch.Tensor) -> float:
 def dead_unit_rows(model: nn.Module, x: torch.Tensor) -> list[dict]:
     """``frac_dead`` and ``postact_mean`` rows for every NormAct of ``model`` on inputs ``x``."""
     blocks = [m for m in model.modules() if isinstance(m, NormAct)]
-    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def hook(i):
-        def fn(_module, inputs, output):
-            captured[i] = (_per_unit(inputs[0]), _per_unit(output))
-        return fn
-
-    handles = [b.act.register_forward_hook(hook(i)) for i, b in enumerate(blocks)]
-    try:
-        with batch_statistics(model):
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
     rows = []
-    for i in range(len(blocks)):
-        pre, post = captured[i]
+    for i, (pre, post) in enumerate(nonlinearity_io(model, blocks, x)):
         rows += [{"metric": "frac_dead", "value": dead_fraction(pre), "layer": str(i + 1)},
                  {"metric": "postact_mean", "value": post.double().mean().item(), "layer": str(i + 1)}]
     return rows
